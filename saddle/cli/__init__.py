@@ -1,0 +1,77 @@
+"""The ``saddle`` command line.
+
+Each subcommand lives in its own module exposing ``register(subparsers)`` (which adds its
+parser and sets ``func``). Bad input of any kind ends in one line on stderr naming what is
+wrong and what is allowed, with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import SaddleInputError
+
+__all__ = ["main", "build_parser", "ArgumentParser"]
+
+# Subcommand modules, in the order `saddle --help` lists them.
+SUBCOMMANDS = ("run", "sweep", "results", "plot", "bounds", "bench", "reproduce")
+
+
+class UsageError(SaddleInputError):
+    pass
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) raised as exceptions."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="saddle",
+        description="A numerical laboratory for optimizer dynamics at high-dimensional saddles.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"saddle {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for name in SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue  # subcommand not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args) or 0)
+    except SaddleInputError as e:
+        print(f"saddle: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("saddle: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""The batched simulation engine.
+
+One compiled program per *structure* (shape, escape rank, basis kind, optimizer structure,
+noise kind, escape criterion, dtype, batch size). Everything else is data: the per-run
+scalars (learning rate, momentum, gamma, sigma, radius, ...), the seeds and the step budget
+are traced arrays, so a new seed, a new learning rate or a new ``max_steps`` never
+recompiles. Runs in a batch are ``vmap``-ed; the loop is one ``lax.while_loop`` that stops
+as soon as every run in the batch has escaped or diverged, or the budget is spent. Stopped
+runs are frozen by masking.
+
+Timing convention: iteration i evaluates f, its gradient and the escape coordinates at
+W_i (the iterate after i optimizer steps), checks the criteria for i >= 1, and, if the run
+goes on and i < max_steps, takes step i + 1 with fresh noise. So the escape time is the
+first t >= 1 whose iterate W_t meets the criterion, and each gradient is computed once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import optimizers as optim
+from .config import Config
+from .landscapes import SpectralSaddle, landscape_arrays
+from .noise import NoiseModel, kronecker_row_scales
+from .numerics import dtype_of
+
+__all__ = [
+    "Structure",
+    "RUNNING",
+    "ESCAPED",
+    "DIVERGED",
+    "CENSORED",
+    "BatchOutput",
+    "structure_of",
+    "scalars_of",
+    "run_batch",
+    "make_optimizer",
+    "run_keys",
+]
+
+RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
+
+# Per-run scalars: these may differ between the runs of one compiled batch.
+SCALAR_FIELDS = (
+    "learning_rate",
+    "b1",
+    "b2",
+    "eps",
+    "weight_decay",
+    "momentum",
+    "gamma",
+    "bulk_scale",
+    "quartic",
+    "sigma",
+    "noise_df",
+    "init_scale",
+    "init_escape",
+    "radius",
+    "loss_drop",
+    "max_loss",
+)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the compiled program depends on. Two configs with equal structures share it."""
+
+    m: int
+    n: int
+    escape_rank: int
+    coherent: bool
+    optimizer: str
+    nesterov: bool | None
+    ns_steps: int | None
+    orthogonalizer: str | None
+    scaling: str | None
+    variant: str | None
+    noise: str
+    noise_rank: int
+    escape: str
+    dtype: str
+
+
+def structure_of(config: Config) -> Structure:
+    return Structure(
+        m=config.m,
+        n=config.n,
+        escape_rank=config.escape_rank,
+        coherent=config.basis == "coherent",
+        optimizer=config.optimizer,
+        nesterov=config.nesterov,
+        ns_steps=config.ns_steps,
+        orthogonalizer=config.orthogonalizer,
+        scaling=config.scaling,
+        variant=config.variant,
+        noise=config.noise,
+        noise_rank=config.noise_rank or 1,
+        escape=config.escape,
+        dtype=config.dtype,
+    )
+
+
+def scalars_of(config: Config) -> dict[str, float]:
+    """The per-run scalars of a config; fields that do not apply become harmless zeros."""
+    out = {}
+    for k in SCALAR_FIELDS:
+        v = getattr(config, k)
+        out[k] = 0.0 if v is None else float(v)
+    if config.init == "saddle":
+        out["init_scale"] = 0.0
+    return out
+
+
+def shared_arrays_key(config: Config) -> tuple:
+    """The config fields the shared landscape arrays depend on."""
+    return (
+        config.m,
+        config.n,
+        config.escape_rank,
+        config.bulk,
+        config.bulk_ratio,
+        config.bulk_tail,
+        config.basis,
+        config.mixing,
+        config.saddle_point,
+        config.saddle_point_scale,
+        config.landscape_seed,
+        config.noise_zipf if config.noise == "kronecker" else None,
+        config.dtype,
+    )
+
+
+def shared_arrays(config: Config) -> dict[str, Any]:
+    """Arrays shared by every run of a batch: unit bulk, bases, W*, noise row scales."""
+    dtype = dtype_of(config.dtype)
+    arrs = landscape_arrays(config)
+    out = {k: (None if v is None else jnp.asarray(v, dtype)) for k, v in arrs.items()}
+    out["row_scales"] = (
+        jnp.asarray(kronecker_row_scales(config.m, config.noise_zipf), dtype)
+        if config.noise == "kronecker"
+        else None
+    )
+    return out
+
+
+def make_optimizer(structure: Structure, s: dict[str, jax.Array]):
+    """The optimizer of a structure, closing over (possibly traced) scalars ``s``."""
+    name = structure.optimizer
+    lr, wd = s["learning_rate"], s["weight_decay"]
+    if name == "adamw":
+        return optim.adamw(lr, b1=s["b1"], b2=s["b2"], eps=s["eps"], weight_decay=wd)
+    if name == "muon":
+        return optim.muon(
+            lr,
+            momentum=s["momentum"],
+            nesterov=structure.nesterov,
+            ns_steps=structure.ns_steps,
+            orthogonalizer=structure.orthogonalizer,
+            scaling=structure.scaling,
+            eps=s["eps"],
+            weight_decay=wd,
+        )
+    if name == "mano":
+        return optim.mano(
+            lr,
+            momentum=s["momentum"],
+            variant=structure.variant,
+            nesterov=structure.nesterov,
+            eps=s["eps"],
+            weight_decay=wd,
+        )
+    if name == "sgd":
+        return optim.sgd(lr, momentum=s["momentum"], nesterov=structure.nesterov, weight_decay=wd)
+    if name == "sign_descent":
+        return optim.sign_descent(lr, momentum=s["momentum"], weight_decay=wd)
+    if name == "normalized_gd":
+        return optim.normalized_gd(lr, momentum=s["momentum"], eps=s["eps"], weight_decay=wd)
+    raise ValueError(f"optimizer: got {name!r}")
+
+
+def run_keys(seeds: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-run (init key, noise key), derived from the seed alone.
+
+    A run's randomness depends only on its seed, never on its position in a batch or the
+    batch size. Step t's noise uses ``fold_in(noise_key, t)``; distinct seeds give
+    independent root keys, and init and noise keys come from one ``split``.
+    """
+
+    def one(seed):
+        k_init, k_noise = jax.random.split(jax.random.key(seed))
+        return k_init, k_noise
+
+    return jax.vmap(one)(seeds)
+
+
+class BatchOutput(NamedTuple):
+    status: np.ndarray  # (B,) ESCAPED, DIVERGED or CENSORED
+    stop_step: np.ndarray  # (B,) escape time, divergence step, or max_steps if censored
+    final_loss: np.ndarray  # (B,) f at the last iterate evaluated
+    final_distance: np.ndarray  # (B,) ||Pi_esc(W - W*)||_F at the last iterate
+    wall_s: float  # execution time of the batch, compile excluded
+    compile_s: float  # time to lower and compile (0 when cached)
+
+
+def _landscape(structure: Structure, shared, s) -> SpectralSaddle:
+    return SpectralSaddle(
+        bulk=shared["bulk"],
+        bulk_scale=s["bulk_scale"],
+        gamma=s["gamma"],
+        quartic=s["quartic"],
+        P=None if structure.coherent else shared["P"],
+        Q=None if structure.coherent else shared["Q"],
+        w_star=shared["w_star"],
+        escape_rank=structure.escape_rank,
+    )
+
+
+def _noise(structure: Structure, shared, s) -> NoiseModel:
+    return NoiseModel(
+        sigma=s["sigma"],
+        df=s["noise_df"],
+        row_scales=shared["row_scales"],
+        kind=structure.noise,
+        rank=structure.noise_rank,
+    )
+
+
+def _batch_program(structure: Structure):
+    """The un-jitted batched run: (shared, scalars, seeds, max_steps) -> outputs."""
+    dtype = dtype_of(structure.dtype)
+    shape = (structure.m, structure.n)
+
+    def init_one(shared, s, k_init):
+        L = _landscape(structure, shared, s)
+        E0 = L.escape_direction(0)
+        Z = jax.random.normal(k_init, shape, dtype)
+        W = L.w_star + s["init_scale"] * Z + s["init_escape"] * E0
+        opt = make_optimizer(structure, s)
+        return W, opt.init(W)
+
+    def evaluate_one(shared, s, W):
+        L = _landscape(structure, shared, s)
+        f, g, a = L.value_and_grad_with_coordinates(W)
+        dist = jnp.sqrt(jnp.sum(a * a))
+        return f, g, dist
+
+    def step_one(shared, s, k_noise, t, W, g, opt_state):
+        Xi = _noise(structure, shared, s).sample(jax.random.fold_in(k_noise, t), shape, dtype)
+        opt = make_optimizer(structure, s)
+        updates, opt_state = opt.update(g + Xi, opt_state, W)
+        return W + updates, opt_state
+
+    def program(shared, scalars, seeds, max_steps):
+        s = {k: v.astype(dtype) for k, v in scalars.items()}
+        k_init, k_noise = run_keys(seeds)
+        B = seeds.shape[0]
+        W, opt_state = jax.vmap(init_one, in_axes=(None, 0, 0))(shared, s, k_init)
+        status = jnp.zeros((B,), jnp.int32)
+        stop = max_steps
+        loss = jnp.zeros((B,), dtype)
+        dist = jnp.zeros((B,), dtype)
+
+        def cond(carry):
+            status = carry[3]
+            return jnp.any(status == RUNNING)
+
+        def body(carry):
+            i, W, opt_state, status, stop, loss, dist = carry
+            running = status == RUNNING
+            f, g, d = jax.vmap(evaluate_one, in_axes=(None, 0, 0))(shared, s, W)
+            diverged = ~jnp.isfinite(f) | (f > s["max_loss"])
+            if structure.escape == "projection":
+                met = d >= s["radius"]
+            else:
+                met = f <= -s["loss_drop"]
+            escaped = met & (i >= 1) & ~diverged
+            outcome = jnp.where(
+                diverged,
+                DIVERGED,
+                jnp.where(escaped, ESCAPED, jnp.where(i >= max_steps, CENSORED, RUNNING)),
+            )
+            new_status = jnp.where(running, outcome, status)
+            stop = jnp.where(running & (new_status != RUNNING), i, stop)
+            loss = jnp.where(running, f, loss)
+            dist = jnp.where(running, d, dist)
+            go_on = new_status == RUNNING
+            W_new, opt_new = jax.vmap(step_one, in_axes=(None, 0, 0, None, 0, 0, 0))(
+                shared, s, k_noise, i, W, g, opt_state
+            )
+
+            def keep(new, old):
+                mask = go_on.reshape(go_on.shape + (1,) * (new.ndim - 1))
+                return jnp.where(mask, new, old)
+
+            W = keep(W_new, W)
+            opt_state = jax.tree.map(keep, opt_new, opt_state)
+            return i + 1, W, opt_state, new_status, stop, loss, dist
+
+        carry = (jnp.asarray(0, jnp.int32), W, opt_state, status, stop, loss, dist)
+        _, _, _, status, stop, loss, dist = jax.lax.while_loop(cond, body, carry)
+        return status, stop, loss, dist
+
+    return program
+
+
+def run_batch(
+    configs: list[Config], seeds: list[int], *, shared: dict | None = None
+) -> BatchOutput:
+    """Run one batch: run b uses ``configs[b]`` and ``seeds[b]``.
+
+    All configs must share one :class:`Structure` and the same shared arrays (landscape
+    bases, bulk pattern, W*); they may differ in every per-run scalar and in ``max_steps``.
+    """
+    if len(configs) != len(seeds) or not configs:
+        raise ValueError("run_batch: configs and seeds must be non-empty and equally long")
+    structure = structure_of(configs[0])
+    key0 = shared_arrays_key(configs[0])
+    for c in configs[1:]:
+        if structure_of(c) != structure or shared_arrays_key(c) != key0:
+            raise ValueError("run_batch: configs differ in more than per-run scalars")
+    if shared is None:
+        shared = shared_arrays(configs[0])
+    dtype = dtype_of(structure.dtype)
+    scalars = {
+        k: jnp.asarray(np.array([scalars_of(c)[k] for c in configs]), dtype) for k in SCALAR_FIELDS
+    }
+    seed_arr = jnp.asarray(np.asarray(seeds, dtype=np.uint32))
+    max_steps = jnp.asarray(np.array([c.max_steps for c in configs]), jnp.int32)
+
+    t0 = time.perf_counter()
+    compiled = _compiled(structure, shared, scalars, seed_arr, max_steps)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(shared, scalars, seed_arr, max_steps))
+    wall = time.perf_counter() - t0
+    status, stop, loss, dist = (np.asarray(x) for x in out)
+    return BatchOutput(status, stop, loss, dist, wall, compile_s)
+
+
+_COMPILED: dict[Any, Any] = {}
+
+
+def _signature(tree) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((x.shape, str(x.dtype)) for x in leaves)
+
+
+def _compiled(structure: Structure, *args):
+    """The compiled program for a structure and argument shapes, built once and cached.
+
+    Values never enter the key, so new seeds, scalars or budgets reuse the executable.
+    """
+    key = (structure, _signature(args))
+    hit = _COMPILED.get(key)
+    if hit is None:
+        hit = jax.jit(_batch_program(structure)).lower(*args).compile()
+        _COMPILED[key] = hit
+    return hit
+
+
+def compile_count() -> int:
+    """How many programs the engine has compiled in this process (for tests and benchmarks)."""
+    return len(_COMPILED)

@@ -1,0 +1,123 @@
+"""Run one configuration for one or many seeds and collect per-run results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import engine
+from .config import Config
+from .stats import km_median, success_rate
+
+__all__ = ["RunResult", "SimulationResult", "simulate", "default_batch_size"]
+
+_STATUS_NAMES = {
+    engine.ESCAPED: "escaped",
+    engine.DIVERGED: "diverged",
+    engine.CENSORED: "censored",
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's outcome.
+
+    ``escape_time`` is None unless the run escaped; ``steps`` is the number of optimizer
+    steps taken (the escape time, the divergence step, or ``max_steps`` if censored).
+    ``wall_s`` is the run's share of its batch's execution time (compile excluded).
+    """
+
+    seed: int
+    escaped: bool
+    escape_time: int | None
+    steps: int
+    diverged: bool
+    final_loss: float | None
+    wall_s: float
+
+    @property
+    def status(self) -> str:
+        return "escaped" if self.escaped else ("diverged" if self.diverged else "censored")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SimulationResult:
+    config: Config
+    runs: list[RunResult]
+    compile_s: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        esc = np.array([r.escaped for r in self.runs])
+        times = np.array([r.escape_time if r.escaped else self.config.max_steps for r in self.runs])
+        med = km_median(times, esc)
+        return dict(
+            runs=len(self.runs),
+            escaped=int(esc.sum()),
+            censored=int(sum(r.status == "censored" for r in self.runs)),
+            diverged=int(sum(r.diverged for r in self.runs)),
+            success_rate=success_rate(esc),
+            median_escape_time=med.as_dict()["estimate"],
+            median_escape_time_ci=[med.as_dict()["low"], med.as_dict()["high"]],
+        )
+
+    def to_json_dict(self) -> dict:
+        return dict(
+            config=self.config.to_dict(),
+            config_hash=self.config.config_hash(),
+            runs=[r.as_dict() for r in self.runs],
+            summary=self.summary(),
+        )
+
+
+def default_batch_size(config: Config, budget_bytes: float = 1.5e9) -> int:
+    """How many seeds to run in one batch: all of them, unless memory says fewer.
+
+    About 12 m*n-sized buffers live per run (iterate, optimizer state, gradient, noise and
+    matmul temporaries); the batch is capped so that they fit in ``budget_bytes``.
+    """
+    itemsize = 8 if config.dtype == "float64" else 4
+    per_run = 12 * config.m * config.n * itemsize
+    return max(1, min(config.seeds, int(budget_bytes // per_run)))
+
+
+def simulate(config: Config, *, batch_size: int | None = None, progress=None) -> SimulationResult:
+    """Run ``config`` for its seeds ``seed, seed+1, ...``; batches share one compiled program.
+
+    Args:
+        config: a validated :class:`~saddle.config.Config`.
+        batch_size: seeds per batch (default: :func:`default_batch_size`).
+        progress: optional callable ``progress(done, total)`` called after each batch.
+    """
+    seeds = config.seed_list
+    bs = batch_size or default_batch_size(config)
+    runs: list[RunResult] = []
+    compile_s = 0.0
+    shared = engine.shared_arrays(config)
+    for start in range(0, len(seeds), bs):
+        chunk = seeds[start : start + bs]
+        out = engine.run_batch([config] * len(chunk), chunk, shared=shared)
+        compile_s += out.compile_s
+        per = out.wall_s / len(chunk)
+        for b, seed in enumerate(chunk):
+            st = int(out.status[b])
+            loss = float(out.final_loss[b])
+            runs.append(
+                RunResult(
+                    seed=int(seed),
+                    escaped=st == engine.ESCAPED,
+                    escape_time=int(out.stop_step[b]) if st == engine.ESCAPED else None,
+                    steps=int(out.stop_step[b]),
+                    diverged=st == engine.DIVERGED,
+                    final_loss=loss if math.isfinite(loss) else None,
+                    wall_s=per,
+                )
+            )
+        if progress is not None:
+            progress(len(runs), len(seeds))
+    return SimulationResult(config=config, runs=runs, compile_s=compile_s)

@@ -1,0 +1,101 @@
+"""Each noise model's moments and norms, with tolerances set by the sample size."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from saddle import Config
+from saddle.noise import kronecker_row_scales, make_noise
+
+
+def draws(config, count, seed=0):
+    model = make_noise(config)
+    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    keys = jax.random.split(jax.random.key(seed), count)
+    sample = jax.jit(jax.vmap(lambda k: model.sample(k, (config.m, config.n), dtype)))
+    return np.asarray(sample(keys), np.float64)
+
+
+def cfg(**kw):
+    return Config.from_dict(dict(dtype="float64", **kw))
+
+
+def test_none_is_zero():
+    x = draws(cfg(noise="none", m=4, n=3), 3)
+    assert np.all(x == 0)
+
+
+def test_isotropic_entry_variance():
+    sigma = 0.3
+    x = draws(cfg(noise="isotropic", sigma=sigma, m=32, n=16), 50)
+    N = x.size
+    # Sample variance of N Gaussian draws has standard error sigma^2 sqrt(2/N); allow 5 SE.
+    assert abs(x.var() - sigma**2) < 5 * sigma**2 * np.sqrt(2 / N)
+    assert abs(x.mean()) < 5 * sigma / np.sqrt(N)
+    # Fourth moment: Gaussian kurtosis 3 (SE about sqrt(96/N)).
+    assert abs(np.mean(x**4) / sigma**4 - 3) < 5 * np.sqrt(96 / N)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (256, 16), (16, 256), (128, 128)])
+def test_opnorm_operator_norm_is_sigma_for_any_shape(shape):
+    m, n = shape
+    nu = 2.0
+    x = draws(cfg(noise="opnorm", sigma=nu, m=m, n=n), 8)
+    norms = np.linalg.norm(x, ord=2, axis=(1, 2))
+    # ||Z||_2 / (sqrt m + sqrt n) -> 1 from below, with corrections O(min(m, n)^(-2/3)).
+    assert np.all(np.abs(norms / nu - 1) < 0.12), norms / nu
+
+
+def test_isotropic_operator_norm_grows_with_shape():
+    small = np.linalg.norm(draws(cfg(noise="isotropic", sigma=1.0, m=16, n=16), 4), 2, axis=(1, 2))
+    big = np.linalg.norm(draws(cfg(noise="isotropic", sigma=1.0, m=256, n=256), 4), 2, axis=(1, 2))
+    assert abs(big.mean() / small.mean() - 32 / 8) < 0.5
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_lowrank_rank_and_scale(k):
+    sigma = 1.5
+    m, n = 48, 40
+    x = draws(cfg(noise="lowrank", sigma=sigma, noise_rank=k, m=m, n=n), 400)
+    sv = np.linalg.svd(x, compute_uv=False)
+    assert np.all(sv[:, k:] < 1e-10 * sv[:, :1])  # exactly rank k
+    assert np.all(sv[:, k - 1] > 1e-6)
+    # E ||Xi||_F^2 = sigma^2 k exactly; ||Xi||_F^2 sigma^-2 has variance about k(2 + ...)/1.
+    fro2 = (x**2).sum(axis=(1, 2)) / sigma**2
+    se = fro2.std() / np.sqrt(len(fro2))
+    assert abs(fro2.mean() - k) < 5 * se
+    # The operator norm does not grow with the shape: about sigma for k = 1.
+    if k == 1:
+        big = draws(cfg(noise="lowrank", sigma=sigma, noise_rank=1, m=300, n=200), 40)
+        op_small = np.linalg.norm(x, 2, axis=(1, 2)).mean()
+        op_big = np.linalg.norm(big, 2, axis=(1, 2)).mean()
+        assert abs(op_big / op_small - 1) < 0.15
+
+
+def test_kronecker_row_variances_follow_zipf():
+    sigma, zipf, m, n = 0.5, 1.0, 16, 64
+    x = draws(cfg(noise="kronecker", sigma=sigma, noise_zipf=zipf, m=m, n=n), 200)
+    row_var = (x**2).mean(axis=(0, 2))
+    expected = sigma**2 * kronecker_row_scales(m, zipf) ** 2
+    N = x.shape[0] * n
+    np.testing.assert_array_less(np.abs(row_var - expected), 5 * expected * np.sqrt(2 / N))
+    assert abs((expected).mean() - sigma**2) < 1e-12
+    assert expected[0] / expected[-1] == pytest.approx(m**zipf)
+
+
+def test_student_t_unit_variance_and_heavy_tails():
+    sigma, df = 0.7, 6.0
+    x = draws(cfg(noise="student_t", sigma=sigma, noise_df=df, m=64, n=64), 40).ravel()
+    N = x.size
+    # Unit-variance t(df): E T^4 = 3 (df - 2)/(df - 4), so Var(T^2) = E T^4 - 1.
+    m4 = 3 * (df - 2) / (df - 4)
+    assert abs(x.var() / sigma**2 - 1) < 5 * np.sqrt((m4 - 1) / N)
+    kurt = np.mean(x**4) / np.mean(x**2) ** 2
+    assert kurt > 3.5  # Gaussian is 3; t(6) has 6
+
+
+def test_noise_keeps_float32():
+    c = Config.from_dict(noise="isotropic", m=8, n=8, dtype="float32")
+    x = make_noise(c).sample(jax.random.key(0), (8, 8), jnp.float32)
+    assert x.dtype == jnp.float32
