@@ -374,7 +374,10 @@ class Config:
 
         values: dict[str, Any] = {}
         for name, spec in FIELDS.items():
-            v = raw.get(name, spec.default)
+            # None means "unset": the field's default (for optimizer fields, the optimizer's).
+            v = raw.get(name)
+            if v is None:
+                v = spec.default
             values[name] = None if v is None else spec.coerce(v)
         _fill_optimizer_defaults(values)
         _check_consistency(values)

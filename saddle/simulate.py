@@ -11,7 +11,7 @@ from . import engine
 from .config import Config
 from .stats import km_median, success_rate
 
-__all__ = ["RunResult", "SimulationResult", "simulate", "default_batch_size"]
+__all__ = ["RunResult", "SimulationResult", "simulate", "run_many", "default_batch_size"]
 
 _STATUS_NAMES = {
     engine.ESCAPED: "escaped",
@@ -86,6 +86,58 @@ def default_batch_size(config: Config, budget_bytes: float = 1.5e9) -> int:
     return max(1, min(config.seeds, int(budget_bytes // per_run)))
 
 
+def _results(out: engine.BatchOutput, seeds) -> list[RunResult]:
+    per = out.wall_s / len(seeds)
+    results = []
+    for b, seed in enumerate(seeds):
+        st = int(out.status[b])
+        loss = float(out.final_loss[b])
+        results.append(
+            RunResult(
+                seed=int(seed),
+                escaped=st == engine.ESCAPED,
+                escape_time=int(out.stop_step[b]) if st == engine.ESCAPED else None,
+                steps=int(out.stop_step[b]),
+                diverged=st == engine.DIVERGED,
+                final_loss=loss if math.isfinite(loss) else None,
+                wall_s=per,
+            )
+        )
+    return results
+
+
+def run_many(
+    pairs: list[tuple[Config, int]], *, batch_size: int | None = None, progress=None
+) -> list[RunResult]:
+    """Run many (config, seed) pairs, batching those that can share a compiled program.
+
+    Pairs are grouped by structure and shared landscape arrays; each group runs in batches
+    of at most ``batch_size`` (default: by memory). Results come back in the input order,
+    and each is identical to what running its pair alone gives.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for idx, (config, _) in enumerate(pairs):
+        key = (engine.structure_of(config), engine.shared_arrays_key(config))
+        groups.setdefault(key, []).append(idx)
+    results: list[RunResult | None] = [None] * len(pairs)
+    done = 0
+    for members in groups.values():
+        first = pairs[members[0]][0]
+        shared = engine.shared_arrays(first)
+        bs = batch_size or default_batch_size(first.replace(seeds=len(members)))
+        for start in range(0, len(members), bs):
+            chunk = members[start : start + bs]
+            configs = [pairs[i][0] for i in chunk]
+            seeds = [pairs[i][1] for i in chunk]
+            out = engine.run_batch(configs, seeds, shared=shared)
+            for i, r in zip(chunk, _results(out, seeds), strict=True):
+                results[i] = r
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(pairs))
+    return results  # type: ignore[return-value]
+
+
 def simulate(config: Config, *, batch_size: int | None = None, progress=None) -> SimulationResult:
     """Run ``config`` for its seeds ``seed, seed+1, ...``; batches share one compiled program.
 
@@ -103,21 +155,7 @@ def simulate(config: Config, *, batch_size: int | None = None, progress=None) ->
         chunk = seeds[start : start + bs]
         out = engine.run_batch([config] * len(chunk), chunk, shared=shared)
         compile_s += out.compile_s
-        per = out.wall_s / len(chunk)
-        for b, seed in enumerate(chunk):
-            st = int(out.status[b])
-            loss = float(out.final_loss[b])
-            runs.append(
-                RunResult(
-                    seed=int(seed),
-                    escaped=st == engine.ESCAPED,
-                    escape_time=int(out.stop_step[b]) if st == engine.ESCAPED else None,
-                    steps=int(out.stop_step[b]),
-                    diverged=st == engine.DIVERGED,
-                    final_loss=loss if math.isfinite(loss) else None,
-                    wall_s=per,
-                )
-            )
+        runs.extend(_results(out, chunk))
         if progress is not None:
             progress(len(runs), len(seeds))
     return SimulationResult(config=config, runs=runs, compile_s=compile_s)

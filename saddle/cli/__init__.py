@@ -27,6 +27,16 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) raised as exceptions."""
 
     def error(self, message: str):  # noqa: D401 - argparse's signature
+        if message.startswith("unrecognized arguments:"):
+            from ..errors import suggest
+
+            flags = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            for word in message.split(":", 1)[1].split():
+                if word.startswith("-"):
+                    near = suggest(word.split("=")[0], flags)
+                    if near:
+                        message += f" (did you mean {near}?)"
+                    break
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -54,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            target = _subparser(parser, getattr(args, "command", None)) or parser
+            target.error(f"unrecognized arguments: {' '.join(extra)}")
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return 2
@@ -67,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -23,11 +23,13 @@ def register(sub) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..errors import SaddleInputError
-    from ..simulate import simulate
 
+    # Validate everything before importing the numerical stack: bad input fails fast.
     config = config_from_args(args)
     if args.batch_size is not None and args.batch_size < 1:
         raise SaddleInputError(f"--batch-size: got {args.batch_size}; allowed: an integer >= 1")
+    from ..simulate import simulate
+
     if want_progress(args):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

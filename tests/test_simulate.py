@@ -1,0 +1,120 @@
+"""The run loop against closed forms, and its bookkeeping (censoring, divergence, batching)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from saddle import Config
+from saddle import engine
+from saddle.simulate import simulate
+
+
+def cfg(**kw):
+    base = dict(m=12, n=8, dtype="float64", noise="none", max_steps=2000)
+    base.update(kw)
+    return Config.from_dict(base)
+
+
+@pytest.mark.parametrize("basis", ["coherent", "incoherent"])
+def test_sgd_without_noise_grows_geometrically(basis):
+    # a_t = a0 (1 + eta gamma)^t exactly; tau = ceil(log(R/a0) / log(1 + eta gamma)).
+    lr, gamma, a0, R = 0.05, 0.3, 1e-3, 1.0
+    c = cfg(optimizer="sgd", learning_rate=lr, gamma=gamma, init_escape=a0, radius=R, basis=basis)
+    res = simulate(c)
+    tau = math.ceil(math.log(R / a0) / math.log(1 + lr * gamma))
+    assert [r.escape_time for r in res.runs] == [tau]
+    assert res.runs[0].escaped and not res.runs[0].diverged
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (24, 8), (8, 24)])
+def test_polar_muon_without_noise_is_ballistic(shape):
+    # With only the escape mode excited, the momentum is a multiple of E = p0 q0^T, so
+    # polar(M) = E and a grows by exactly eta * scale per step: tau = ceil((R - a0)/(eta s)).
+    m, n = shape
+    lr, a0, R = 0.01, 1e-4, 0.5
+    c = cfg(m=m, n=n, optimizer="muon", orthogonalizer="polar", learning_rate=lr, init_escape=a0,
+            radius=R, basis="incoherent", gamma=0.2)
+    scale = math.sqrt(max(1.0, m / n))
+    res = simulate(c)
+    assert res.runs[0].escape_time == math.ceil((R - a0) / (lr * scale) - 1e-9)
+
+
+def test_normalized_gd_without_noise_moves_eta_per_step():
+    lr, a0, R = 0.02, 0.01, 0.3
+    c = cfg(optimizer="normalized_gd", learning_rate=lr, init_escape=a0, radius=R)
+    assert simulate(c).runs[0].escape_time == math.ceil((R - a0) / lr - 1e-9)
+
+
+def test_loss_criterion():
+    lr, gamma, a0, drop = 0.05, 0.3, 1e-2, 0.02
+    c = cfg(optimizer="sgd", learning_rate=lr, gamma=gamma, init_escape=a0, escape="loss",
+            loss_drop=drop)
+    # f(W_t) = -gamma a_t^2 / 2 <= -drop  <=>  a_t >= sqrt(2 drop / gamma)
+    target = math.sqrt(2 * drop / gamma)
+    tau = math.ceil(math.log(target / a0) / math.log(1 + lr * gamma))
+    run = simulate(c).runs[0]
+    assert run.escape_time == tau
+    assert run.final_loss <= -drop
+
+
+def test_flat_saddle_without_noise_is_censored_not_escaped():
+    c = cfg(optimizer="adamw", gamma=0.0, max_steps=50, seeds=3)
+    res = simulate(c)
+    for r in res.runs:
+        assert not r.escaped and not r.diverged
+        assert r.escape_time is None and r.steps == 50
+    s = res.summary()
+    assert s["censored"] == 3 and s["success_rate"] == 0 and s["median_escape_time"] is None
+
+
+def test_divergence_is_recorded_with_its_step_and_never_as_escape():
+    # SGD with eta * lambda = 3 > 2 on the bulk: |1 - eta lambda| = 2, the loss explodes.
+    c = cfg(optimizer="sgd", learning_rate=3.0, noise="isotropic", sigma=0.1, seeds=4,
+            max_loss=1e6, radius=1e9)
+    res = simulate(c)
+    for r in res.runs:
+        assert r.diverged and not r.escaped and r.escape_time is None
+        assert 1 <= r.steps < 100
+    assert res.summary()["diverged"] == 4
+
+
+def test_batched_runs_equal_single_runs_bit_for_bit():
+    c = Config.from_dict(m=16, n=12, optimizer="muon", noise="isotropic", sigma=0.05,
+                         gamma=0.5, seeds=5, max_steps=3000, radius=0.3)
+    together = simulate(c)
+    alone = simulate(c, batch_size=1)
+    assert [r.escape_time for r in together.runs] == [r.escape_time for r in alone.runs]
+    assert [r.final_loss for r in together.runs] == [r.final_loss for r in alone.runs]
+    assert all(r.escaped for r in together.runs)
+
+
+def test_new_seeds_scalars_and_budgets_do_not_recompile():
+    c = Config.from_dict(m=10, n=6, optimizer="adamw", seeds=3, max_steps=200, gamma=0.5)
+    simulate(c)
+    before = engine.compile_count()
+    simulate(c.replace(seed=7, learning_rate=3e-3, max_steps=150, sigma=0.02, gamma=0.2))
+    assert engine.compile_count() == before
+
+
+def test_runs_in_one_batch_may_have_different_budgets_and_scalars():
+    base = Config.from_dict(m=10, n=6, optimizer="sgd", noise="none", init_escape=1e-3,
+                            gamma=0.5, learning_rate=0.1, dtype="float64")
+    configs = [base, base.replace(max_steps=10), base.replace(learning_rate=0.2)]
+    out = engine.run_batch(configs, [0, 0, 0])
+    tau = lambda lr: math.ceil(math.log(1 / 1e-3) / math.log(1 + lr * 0.5))
+    assert list(out.status) == [engine.ESCAPED, engine.CENSORED, engine.ESCAPED]
+    assert list(out.stop_step) == [tau(0.1), 10, tau(0.2)]
+
+
+def test_float32_is_the_default_and_float64_on_request():
+    assert Config.from_dict().dtype == "float32"
+    r32 = simulate(Config.from_dict(m=8, n=8, max_steps=5, gamma=0.0, noise="none"))
+    assert r32.runs[0].steps == 5
+
+
+def test_seeds_are_independent():
+    c = Config.from_dict(m=16, n=16, optimizer="sgd", seeds=64, gamma=0.5, sigma=0.05,
+                         max_steps=5000)
+    times = np.array([r.escape_time for r in simulate(c).runs], dtype=float)
+    assert len(set(times.tolist())) > 10  # not the same noise path reused
