@@ -8,6 +8,13 @@ recompiles. Runs in a batch are ``vmap``-ed; the loop is one ``lax.while_loop`` 
 as soon as every run in the batch has escaped or diverged, or the budget is spent. Stopped
 runs are frozen by masking.
 
+Bit-for-bit reproducibility: XLA on the CPU chooses GEMM tilings and reduction
+vectorizations from the whole array shape, batch dimension included, so the same run can
+round differently in a batch of 1 and a batch of 5. The engine therefore compiles one
+*block* of K runs, K = :func:`block_size` (a function of the structure alone), pads every
+batch to whole blocks and runs block after block. A run's result depends only on its config
+and seed, never on the batch it shares or its position in it.
+
 Timing convention: iteration i evaluates f, its gradient and the escape coordinates at
 W_i (the iterate after i optimizer steps), checks the criteria for i >= 1, and, if the run
 goes on and i < max_steps, takes step i + 1 with fresh noise. So the escape time is the
@@ -29,6 +36,7 @@ from .config import Config
 from .landscapes import SpectralSaddle, landscape_arrays
 from .noise import NoiseModel, kronecker_row_scales
 from .numerics import dtype_of
+from .reduce import tree_sum
 
 __all__ = [
     "Structure",
@@ -42,6 +50,8 @@ __all__ = [
     "run_batch",
     "make_optimizer",
     "run_keys",
+    "block_size",
+    "compile_count",
 ]
 
 RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
@@ -104,6 +114,21 @@ def structure_of(config: Config) -> Structure:
         escape=config.escape,
         dtype=config.dtype,
     )
+
+
+# Elements (runs x m x n) per block: big enough to amortize per-op overhead on a CPU for
+# small shapes, and one run per block for large ones, where each op is already large.
+_BLOCK_ELEMENTS = 1 << 16
+_MAX_BLOCK = 32
+
+
+def block_size(structure: Structure) -> int:
+    """Runs per compiled block: a power of two that depends on the structure alone."""
+    per_run = structure.m * structure.n
+    k = 1
+    while k < _MAX_BLOCK and 2 * k * per_run <= _BLOCK_ELEMENTS:
+        k *= 2
+    return k
 
 
 def scalars_of(config: Config) -> dict[str, float]:
@@ -247,7 +272,7 @@ def _batch_program(structure: Structure):
     def evaluate_one(shared, s, W):
         L = _landscape(structure, shared, s)
         f, g, a = L.value_and_grad_with_coordinates(W)
-        dist = jnp.sqrt(jnp.sum(a * a))
+        dist = jnp.sqrt(tree_sum(a * a))
         return f, g, dist
 
     def step_one(shared, s, k_noise, t, W, g, opt_state):
@@ -310,12 +335,13 @@ def _batch_program(structure: Structure):
 
 
 def run_batch(
-    configs: list[Config], seeds: list[int], *, shared: dict | None = None
+    configs: list[Config], seeds: list[int], *, shared: dict | None = None, on_block=None
 ) -> BatchOutput:
     """Run one batch: run b uses ``configs[b]`` and ``seeds[b]``.
 
     All configs must share one :class:`Structure` and the same shared arrays (landscape
     bases, bulk pattern, W*); they may differ in every per-run scalar and in ``max_steps``.
+    ``on_block(runs_done)`` is called after each block finishes (for progress bars).
     """
     if len(configs) != len(seeds) or not configs:
         raise ValueError("run_batch: configs and seeds must be non-empty and equally long")
@@ -327,19 +353,37 @@ def run_batch(
     if shared is None:
         shared = shared_arrays(configs[0])
     dtype = dtype_of(structure.dtype)
-    scalars = {
-        k: jnp.asarray(np.array([scalars_of(c)[k] for c in configs]), dtype) for k in SCALAR_FIELDS
-    }
-    seed_arr = jnp.asarray(np.asarray(seeds, dtype=np.uint32))
-    max_steps = jnp.asarray(np.array([c.max_steps for c in configs]), jnp.int32)
+    K = block_size(structure)
+    B = len(configs)
+    padded = -(-B // K) * K
+    # Padding runs repeat the last run; their results are dropped.
+    idx = list(range(B)) + [B - 1] * (padded - B)
+    table = [scalars_of(configs[i]) for i in idx]
+    scalars = {k: np.array([row[k] for row in table]) for k in SCALAR_FIELDS}
+    seed_arr = np.asarray([seeds[i] for i in idx], dtype=np.uint32)
+    budgets = np.array([configs[i].max_steps for i in idx], dtype=np.int32)
+
+    def block(j):
+        sl = slice(j * K, (j + 1) * K)
+        return (
+            {k: jnp.asarray(v[sl], dtype) for k, v in scalars.items()},
+            jnp.asarray(seed_arr[sl]),
+            jnp.asarray(budgets[sl]),
+        )
 
     t0 = time.perf_counter()
-    compiled = _compiled(structure, shared, scalars, seed_arr, max_steps)
+    compiled = _compiled(structure, shared, *block(0))
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(shared, scalars, seed_arr, max_steps))
+    outs = []
+    for j in range(padded // K):
+        outs.append(jax.block_until_ready(compiled(shared, *block(j))))
+        if on_block is not None:
+            on_block(min((j + 1) * K, B))
     wall = time.perf_counter() - t0
-    status, stop, loss, dist = (np.asarray(x) for x in out)
+    status, stop, loss, dist = (
+        np.concatenate([np.asarray(o[i]) for o in outs])[:B] for i in range(4)
+    )
     return BatchOutput(status, stop, loss, dist, wall, compile_s)
 
 

@@ -11,7 +11,7 @@ from . import engine
 from .config import Config
 from .stats import km_median, success_rate
 
-__all__ = ["RunResult", "SimulationResult", "simulate", "run_many", "default_batch_size"]
+__all__ = ["RunResult", "SimulationResult", "simulate", "run_many"]
 
 _STATUS_NAMES = {
     engine.ESCAPED: "escaped",
@@ -75,17 +75,6 @@ class SimulationResult:
         )
 
 
-def default_batch_size(config: Config, budget_bytes: float = 1.5e9) -> int:
-    """How many seeds to run in one batch: all of them, unless memory says fewer.
-
-    About 12 m*n-sized buffers live per run (iterate, optimizer state, gradient, noise and
-    matmul temporaries); the batch is capped so that they fit in ``budget_bytes``.
-    """
-    itemsize = 8 if config.dtype == "float64" else 4
-    per_run = 12 * config.m * config.n * itemsize
-    return max(1, min(config.seeds, int(budget_bytes // per_run)))
-
-
 def _results(out: engine.BatchOutput, seeds) -> list[RunResult]:
     per = out.wall_s / len(seeds)
     results = []
@@ -106,14 +95,16 @@ def _results(out: engine.BatchOutput, seeds) -> list[RunResult]:
     return results
 
 
-def run_many(
-    pairs: list[tuple[Config, int]], *, batch_size: int | None = None, progress=None
-) -> list[RunResult]:
+def run_many(pairs: list[tuple[Config, int]], *, progress=None) -> list[RunResult]:
     """Run many (config, seed) pairs, batching those that can share a compiled program.
 
-    Pairs are grouped by structure and shared landscape arrays; each group runs in batches
-    of at most ``batch_size`` (default: by memory). Results come back in the input order,
-    and each is identical to what running its pair alone gives.
+    Pairs are grouped by structure and shared landscape arrays, and each group runs as one
+    batch. Results come back in the input order, and each is bit-identical to what running
+    its pair alone gives.
+
+    Args:
+        pairs: (config, seed) pairs.
+        progress: optional callable ``progress(done, total)``, called as blocks finish.
     """
     groups: dict[tuple, list[int]] = {}
     for idx, (config, _) in enumerate(pairs):
@@ -122,40 +113,38 @@ def run_many(
     results: list[RunResult | None] = [None] * len(pairs)
     done = 0
     for members in groups.values():
-        first = pairs[members[0]][0]
-        shared = engine.shared_arrays(first)
-        bs = batch_size or default_batch_size(first.replace(seeds=len(members)))
-        for start in range(0, len(members), bs):
-            chunk = members[start : start + bs]
-            configs = [pairs[i][0] for i in chunk]
-            seeds = [pairs[i][1] for i in chunk]
-            out = engine.run_batch(configs, seeds, shared=shared)
-            for i, r in zip(chunk, _results(out, seeds), strict=True):
-                results[i] = r
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(pairs))
+        configs = [pairs[i][0] for i in members]
+        seeds = [pairs[i][1] for i in members]
+        tick = None
+        if progress is not None:
+            base = done
+            tick = lambda k, base=base: progress(base + k, len(pairs))
+        out = engine.run_batch(configs, seeds, on_block=tick)
+        for i, r in zip(members, _results(out, seeds), strict=True):
+            results[i] = r
+        done += len(members)
     return results  # type: ignore[return-value]
 
 
 def simulate(config: Config, *, batch_size: int | None = None, progress=None) -> SimulationResult:
-    """Run ``config`` for its seeds ``seed, seed+1, ...``; batches share one compiled program.
+    """Run ``config`` for its seeds ``seed, seed+1, ...``.
 
     Args:
         config: a validated :class:`~saddle.config.Config`.
-        batch_size: seeds per batch (default: :func:`default_batch_size`).
-        progress: optional callable ``progress(done, total)`` called after each batch.
+        batch_size: seeds per engine call (default: all). Results do not depend on it.
+        progress: optional callable ``progress(done, total)``, called as blocks finish.
     """
     seeds = config.seed_list
-    bs = batch_size or default_batch_size(config)
+    bs = batch_size or len(seeds)
     runs: list[RunResult] = []
     compile_s = 0.0
     shared = engine.shared_arrays(config)
     for start in range(0, len(seeds), bs):
         chunk = seeds[start : start + bs]
-        out = engine.run_batch([config] * len(chunk), chunk, shared=shared)
+        tick = None
+        if progress is not None:
+            tick = lambda k, base=start: progress(base + k, len(seeds))
+        out = engine.run_batch([config] * len(chunk), chunk, shared=shared, on_block=tick)
         compile_s += out.compile_s
         runs.extend(_results(out, chunk))
-        if progress is not None:
-            progress(len(runs), len(seeds))
     return SimulationResult(config=config, runs=runs, compile_s=compile_s)

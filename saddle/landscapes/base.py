@@ -7,6 +7,8 @@ import abc
 import jax
 import jax.numpy as jnp
 
+from ..reduce import tree_sum
+
 __all__ = ["AbstractLandscape"]
 
 
@@ -48,7 +50,7 @@ class AbstractLandscape(abc.ABC):
     def escape_distance(self, W: jax.Array) -> jax.Array:
         """||Pi_esc(W - W*)||_F, the quantity the projection criterion compares to R."""
         a = self.escape_coordinates(W)
-        return jnp.sqrt(jnp.sum(a * a))
+        return jnp.sqrt(tree_sum(a * a))
 
     def escape_projection(self, W: jax.Array) -> jax.Array:
         """Pi_esc(W - W*) = sum_i a_i E_i, an m x n matrix."""
@@ -59,4 +61,4 @@ class AbstractLandscape(abc.ABC):
         """||Pi_perp(W - W*)||_F: how far the iterate has strayed outside the escape subspace."""
         X = W - self.saddle_point
         a = self.escape_coordinates(W)
-        return jnp.sqrt(jnp.maximum(jnp.sum(X * X) - jnp.sum(a * a), 0.0))
+        return jnp.sqrt(jnp.maximum(tree_sum(X * X) - tree_sum(a * a), 0.0))

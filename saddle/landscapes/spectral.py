@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..reduce import tree_sum
 from .base import AbstractLandscape
 
 __all__ = ["SpectralSaddle"]
@@ -104,8 +105,8 @@ class SpectralSaddle(AbstractLandscape):
         a = C[idx, idx]
         GC = (self.bulk_scale * self.bulk) * C
         GC = GC.at[idx, idx].add(-self.gamma * a)
-        sq = jnp.sum(X * X)
-        value = 0.5 * jnp.sum(GC * C) + 0.25 * self.quartic * sq * sq
+        sq = tree_sum(X * X)
+        value = 0.5 * tree_sum(GC * C) + 0.25 * self.quartic * sq * sq
         grad = self.from_eigenbasis(GC) + (self.quartic * sq) * X
         return value, grad, a
 
@@ -116,8 +117,8 @@ class SpectralSaddle(AbstractLandscape):
     def value(self, W: jax.Array) -> jax.Array:
         X = W - self.w_star
         C = self.to_eigenbasis(X)
-        sq = jnp.sum(X * X)
-        return 0.5 * jnp.sum(self.eigenvalues() * C * C) + 0.25 * self.quartic * sq * sq
+        sq = tree_sum(X * X)
+        return 0.5 * tree_sum(self.eigenvalues() * C * C) + 0.25 * self.quartic * sq * sq
 
     # --- the escape subspace -------------------------------------------------------------
     def escape_coordinates(self, W: jax.Array) -> jax.Array:
@@ -126,7 +127,8 @@ class SpectralSaddle(AbstractLandscape):
         if self.coherent:
             idx = jnp.arange(r)
             return X[idx, idx]
-        return jnp.einsum("ir,ij,jr->r", self.P[:, :r], X, self.Q[:, :r], precision=_HI)
+        Y = jnp.matmul(self.P[:, :r].T, X, precision=_HI)  # (r, n)
+        return tree_sum(Y * self.Q[:, :r].T, axis=1)
 
     def escape_direction(self, i: int) -> jax.Array:
         m, n = self.shape

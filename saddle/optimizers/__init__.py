@@ -1,0 +1,41 @@
+"""Optimizers as optax ``GradientTransformation`` factories.
+
+Each factory returns pure ``init(params)`` and ``update(grads, state, params)`` functions;
+``params + updates`` is the new iterate (updates include the learning rate and the
+decoupled weight decay). Hyperparameters may be traced scalars, so learning-rate grids can
+be ``vmap``-ed; structure switches are keyword-only Python values.
+"""
+
+from ._adamw import AdamWState, adamw
+from ._baselines import MomentumState, normalized_gd, sgd, sign_descent
+from ._factory import from_config
+from ._mano import ManoState, mano, mano_direction
+from ._muon import MuonState, muon, muon_scale
+from ._orthogonalize import (
+    NS_COEFFS,
+    newton_schulz,
+    newton_schulz_range,
+    ns_polynomial,
+    polar_factor,
+)
+
+__all__ = [
+    "adamw",
+    "muon",
+    "mano",
+    "sgd",
+    "sign_descent",
+    "normalized_gd",
+    "from_config",
+    "newton_schulz",
+    "polar_factor",
+    "newton_schulz_range",
+    "ns_polynomial",
+    "muon_scale",
+    "mano_direction",
+    "NS_COEFFS",
+    "AdamWState",
+    "MuonState",
+    "ManoState",
+    "MomentumState",
+]

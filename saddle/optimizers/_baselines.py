@@ -1,0 +1,105 @@
+"""Baselines: SGD (plain, heavy ball, Nesterov), sign descent and normalized GD."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..reduce import tree_norm
+from ._base import cast, decayed_step, map_leaves, zeros_like_tree
+
+__all__ = ["sgd", "sign_descent", "normalized_gd", "MomentumState"]
+
+
+class MomentumState(NamedTuple):
+    count: jax.Array
+    mu: optax.Updates
+
+
+def _momentum_method(direction_fn, momentum, nesterov, learning_rate, weight_decay):
+    """A one-buffer method: M <- mu M + g; step along direction_fn(M or g + mu M)."""
+
+    def init(params):
+        return MomentumState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(params))
+
+    def update(grads, state, params):
+        def leaf(g, M, p):
+            mu = cast(momentum, g)
+            M = mu * M + g
+            V = g + mu * M if nesterov else M
+            return decayed_step(direction_fn(V), p, learning_rate, weight_decay), M
+
+        ups, mus = map_leaves(leaf, grads, state.mu, params)
+        return ups, MomentumState(count=state.count + 1, mu=mus)
+
+    return optax.GradientTransformation(init, update)
+
+
+def sgd(learning_rate=0.1, momentum=0.0, *, nesterov: bool = False, weight_decay=0.0):
+    r"""SGD with optional heavy-ball or Nesterov momentum (PyTorch's buffer, dampening 0).
+
+    .. math::
+
+        M \leftarrow \mu M + g,\qquad
+        \theta \leftarrow \theta(1-\eta\lambda) - \eta\,
+        \begin{cases} g + \mu M & \text{Nesterov}\\ M & \text{else}\end{cases}
+
+    ``momentum=0`` is plain SGD. Weight decay is decoupled, like every optimizer here
+    (PyTorch's SGD couples it into g; the two agree when ``momentum=0``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from saddle.optimizers import sgd
+        >>> opt = sgd(0.1, momentum=0.9)
+        >>> W = jnp.zeros(3); s = opt.init(W)
+        >>> u, s = opt.update(jnp.ones(3), s, W)   # u = -0.1
+
+    References:
+        ``torch.optim.SGD``; ``optax.sgd``; Sutskever et al., ICML 2013 (Nesterov form).
+    """
+    return _momentum_method(lambda V: V, momentum, nesterov, learning_rate, weight_decay)
+
+
+def sign_descent(learning_rate=1e-3, momentum=0.0, *, weight_decay=0.0):
+    r"""Sign descent with optional momentum: θ ← θ(1 − ηλ) − η·sign(M), M ← μM + g.
+
+    Every coordinate moves by exactly η (0 where M is 0): the ℓ∞ steepest-descent step.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from saddle.optimizers import sign_descent
+        >>> opt = sign_descent(0.01)
+        >>> W = jnp.zeros(3); s = opt.init(W)
+        >>> u, s = opt.update(jnp.array([2.0, -1e-9, 0.0]), s, W)   # [-0.01, 0.01, 0]
+
+    References:
+        Bernstein et al., "signSGD", ICML 2018.
+    """
+    return _momentum_method(jnp.sign, momentum, False, learning_rate, weight_decay)
+
+
+def normalized_gd(learning_rate=0.02, momentum=0.0, *, eps=1e-12, weight_decay=0.0):
+    r"""Normalized gradient descent: θ ← θ(1 − ηλ) − η·M / max(‖M‖_F, ε), M ← μM + g.
+
+    Each step has Frobenius length η (zero when M = 0). Without noise it leaves a saddle
+    ball in a time independent of the dimension, the natural "ballistic" yardstick.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from saddle.optimizers import normalized_gd
+        >>> opt = normalized_gd(0.5)
+        >>> W = jnp.zeros(2); s = opt.init(W)
+        >>> u, s = opt.update(jnp.array([3.0, 4.0]), s, W)   # [-0.3, -0.4]
+
+    References:
+        Murray, Swenson & Kar, "Revisiting Normalized Gradient Descent: Fast Evasion of
+        Saddle Points", IEEE TAC 2019.
+    """
+
+    def direction(V):
+        return V / jnp.maximum(tree_norm(V), cast(eps, V))
+
+    return _momentum_method(direction, momentum, False, learning_rate, weight_decay)

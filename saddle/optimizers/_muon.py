@@ -1,0 +1,117 @@
+"""Muon: momentum orthogonalized by Newton-Schulz or by the exact polar factor."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._base import cast, decayed_step, map_leaves, require_matrices, zeros_like_tree
+from ._orthogonalize import NS_COEFFS, newton_schulz, polar_factor
+
+__all__ = ["muon", "MuonState", "muon_scale"]
+
+ORTHOGONALIZERS = ("newton_schulz", "polar")
+SCALINGS = ("keller", "moonlight", "none")
+
+
+class MuonState(NamedTuple):
+    count: jax.Array
+    mu: optax.Updates
+
+
+def muon_scale(shape: tuple[int, int], scaling: str) -> float:
+    """The update multiplier of a scaling convention for an (out, in) = (m, n) matrix."""
+    m, n = shape
+    if scaling == "keller":
+        return math.sqrt(max(1.0, m / n))
+    if scaling == "moonlight":
+        return 0.2 * math.sqrt(max(m, n))
+    if scaling == "none":
+        return 1.0
+    raise ValueError(f"scaling: got {scaling!r}; allowed: {', '.join(SCALINGS)}")
+
+
+def muon(
+    learning_rate=0.02,
+    momentum=0.95,
+    *,
+    nesterov: bool = True,
+    ns_steps: int = 5,
+    orthogonalizer: str = "newton_schulz",
+    scaling: str = "keller",
+    eps=1e-7,
+    weight_decay=0.0,
+    momentum_form: str = "ema",
+    ns_coeffs=NS_COEFFS,
+) -> optax.GradientTransformation:
+    r"""Muon, in Keller Jordan's algebra, with a choice of orthogonalizer and scaling.
+
+    .. math::
+
+        M &\leftarrow \beta M + (1-\beta) g, \qquad
+        U = \begin{cases} (1-\beta) g + \beta M & \text{Nesterov} \\ M & \text{else}\end{cases}\\
+        O &= \operatorname{orth}(U) \cdot s(m, n), \qquad
+        \theta \leftarrow \theta(1 - \eta\lambda) - \eta\, O
+
+    with ``orth`` = 5-step quintic Newton-Schulz (``newton_schulz``) or the exact polar
+    factor U Vᵀ (``polar``), and the scale s: ``keller`` √max(1, m/n) in (out, in) layout,
+    ``moonlight`` 0.2·√max(m, n) (update RMS 0.2, to match AdamW), ``none`` 1 (spectral
+    step η). ``momentum_form="sum"`` uses M ← βM + g and U = g + βM instead; the
+    orthogonalized update is the same up to ε, because orth ignores scale.
+
+    Args:
+        learning_rate: η. momentum: β. eps: added to ‖U‖_F before Newton-Schulz.
+        weight_decay: λ, decoupled. nesterov, ns_steps, orthogonalizer, scaling,
+        momentum_form, ns_coeffs: structure switches (keyword-only).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from saddle.optimizers import muon
+        >>> opt = muon(0.02, orthogonalizer="polar", scaling="none")
+        >>> W = jnp.zeros((4, 3)); state = opt.init(W)
+        >>> updates, state = opt.update(jax.random.normal(jax.random.key(0), (4, 3)), state, W)
+        >>> float(jnp.linalg.norm(updates, 2))     # spectral norm eta
+        0.02...
+
+    References:
+        K. Jordan et al., "Muon: An optimizer for hidden layers", 2024; J. Liu et al.,
+        "Muon is Scalable for LLM Training" (Moonlight), 2025; ``optax.contrib.muon``.
+    """
+    if orthogonalizer not in ORTHOGONALIZERS:
+        raise ValueError(
+            f"orthogonalizer: got {orthogonalizer!r}; allowed: {', '.join(ORTHOGONALIZERS)}"
+        )
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling: got {scaling!r}; allowed: {', '.join(SCALINGS)}")
+    if momentum_form not in ("ema", "sum"):
+        raise ValueError(f"momentum_form: got {momentum_form!r}; allowed: ema, sum")
+
+    def orth(U):
+        if orthogonalizer == "polar":
+            return polar_factor(U)
+        return newton_schulz(U, ns_steps, ns_coeffs, cast(eps, U))
+
+    def init(params):
+        require_matrices(params, "muon")
+        return MuonState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(params))
+
+    def update(grads, state, params):
+        def leaf(g, M, p):
+            beta = cast(momentum, g)
+            if momentum_form == "ema":
+                M = beta * M + (1 - beta) * g
+                U = (1 - beta) * g + beta * M if nesterov else M
+            else:
+                M = beta * M + g
+                U = g + beta * M if nesterov else M
+            O = orth(U) * muon_scale(g.shape, scaling)
+            return decayed_step(O, p, learning_rate, weight_decay), M
+
+        ups, mus = map_leaves(leaf, grads, state.mu, params)
+        return ups, MuonState(count=state.count + 1, mu=mus)
+
+    return optax.GradientTransformation(init, update)
