@@ -13,6 +13,7 @@ confidence band (the Brookmeyer-Crowley construction).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,10 +72,14 @@ def km_quantile(
     est = _first_reaching(q, p, level)
     if e.all() and np.unique(t).size == 1:
         return QuantileEstimate(est, est, est, level, confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # scipy warns where the band is undefined (estimate 0 or 1); handled just below.
+        warnings.simplefilter("ignore", RuntimeWarning)
         band = res.cdf.confidence_interval(confidence_level=confidence)
-    hi_p = np.nan_to_num(band.high.probabilities, nan=1.0)
-    lo_p = np.nan_to_num(band.low.probabilities, nan=0.0)
+    # The band is undefined (NaN) where the estimate is 0 or 1; there it collapses onto the
+    # estimate itself.
+    hi_p = np.where(np.isnan(band.high.probabilities), p, band.high.probabilities)
+    lo_p = np.where(np.isnan(band.low.probabilities), p, band.low.probabilities)
     low = _first_reaching(q, hi_p, level)
     high = _first_reaching(q, lo_p, level)
     return QuantileEstimate(est, low, high, level, confidence)
