@@ -60,7 +60,7 @@ def _print_table(result) -> None:
     from rich.table import Table
 
     c = result.config
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(
         f"[bold]{c.optimizer}[/bold] on a {c.m}x{c.n} spectral saddle "
         f"(D = {c.D}, r = {c.escape_rank}, gamma = {c.gamma}, {c.basis} basis, "
