@@ -43,6 +43,8 @@ INITS = ("saddle", "random")
 SADDLE_POINTS = ("zero", "random")
 CRITERIA = ("projection", "loss")
 DTYPES = ("float32", "float64")
+RNGS = ("pcg3d", "threefry")
+BACKENDS = ("auto", "jax", "numba")
 ORTHOGONALIZERS = ("newton_schulz", "polar")
 SCALINGS = ("keller", "moonlight", "none")
 VARIANTS = ("v1", "v2")
@@ -280,6 +282,10 @@ _FIELD_LIST = [
     _i("seed", 0, "first seed", "run", lo=0, hi=2**31 - 1),
     _i("seeds", 1, "number of seeds: seed, seed+1, ...", "run", lo=1, hi=10**6),
     _c("dtype", "float32", DTYPES, "floating-point precision", "run"),
+    _c("rng", "pcg3d", RNGS, "noise generator of the JAX engine: counter-based pcg3d hash, "
+       "or jax.random's Threefry", "run"),
+    _c("backend", "auto", BACKENDS, "engine: numba kernels (element-wise optimizers, coherent "
+       "basis, Gaussian noise), JAX, or auto (the faster one, as measured)", "run"),
 ]
 
 FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELD_LIST}
@@ -349,6 +355,8 @@ class Config:
     seed: int
     seeds: int
     dtype: str
+    rng: str
+    backend: str
 
     # ----------------------------------------------------------------------------------
     @classmethod
@@ -454,6 +462,10 @@ def _check_consistency(v: dict[str, Any]) -> None:
         )
     if v["m"] * v["n"] > 2**31 - 1:
         raise ConfigError("m", v["m"], f"m*n <= {2**31 - 1} (got m*n = {v['m'] * v['n']})")
+    if v["backend"] == "numba":
+        why = _numba_unsupported(v)
+        if why:
+            raise ConfigError("backend", "numba", f"'jax' or 'auto' here ({why})")
     if v["escape"] == "loss":
         depth = _loss_depth(v["gamma"], v["quartic"])
         if not v["loss_drop"] < depth:
@@ -465,6 +477,21 @@ def _check_consistency(v: dict[str, Any]) -> None:
                 else "a reachable drop; with gamma = 0 the loss never falls below f(W*), "
                 "use escape = 'projection'",
             )
+
+
+NUMBA_OPTIMIZERS = ("adamw", "sgd", "sign_descent", "normalized_gd", "mano")
+NUMBA_NOISES = ("none", "isotropic", "opnorm", "kronecker")
+
+
+def _numba_unsupported(v: dict[str, Any]) -> str | None:
+    """Why the numba kernels cannot run this config, or None."""
+    if v["optimizer"] not in NUMBA_OPTIMIZERS:
+        return f"numba runs {', '.join(NUMBA_OPTIMIZERS)}, not {v['optimizer']}"
+    if v["basis"] != "coherent":
+        return "numba runs the coherent basis only"
+    if v["noise"] not in NUMBA_NOISES:
+        return f"numba runs noise {', '.join(NUMBA_NOISES)}, not {v['noise']}"
+    return None
 
 
 def _loss_depth(gamma: float, quartic: float) -> float:

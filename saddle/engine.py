@@ -32,9 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import optimizers as optim
+from . import prng
 from .config import Config
 from .landscapes import SpectralSaddle, landscape_arrays
-from .noise import NoiseModel, kronecker_row_scales
+from .noise import NoiseModel, generator, kronecker_row_scales
 from .numerics import dtype_of
 from .reduce import tree_sum
 
@@ -95,6 +96,20 @@ class Structure:
     noise_rank: int
     escape: str
     dtype: str
+    rng: str
+    backend: str  # resolved: "jax" or "numba"
+
+
+def resolve_backend(config: Config) -> str:
+    """The engine a config runs on. ``auto`` picks numba where the kernels run the structure
+    and the benchmark found them faster (element-wise optimizers on the CPU), else JAX."""
+    from .config import _numba_unsupported
+
+    if config.backend != "auto":
+        return config.backend
+    if _numba_unsupported(config.to_dict()) is None and jax.default_backend() == "cpu":
+        return "numba"
+    return "jax"
 
 
 def structure_of(config: Config) -> Structure:
@@ -113,6 +128,8 @@ def structure_of(config: Config) -> Structure:
         noise_rank=config.noise_rank or 1,
         escape=config.escape,
         dtype=config.dtype,
+        rng=config.rng,
+        backend=resolve_backend(config),
     )
 
 
@@ -209,13 +226,15 @@ def make_optimizer(structure: Structure, s: dict[str, jax.Array]):
     raise ValueError(f"optimizer: got {name!r}")
 
 
-def run_keys(seeds: jax.Array) -> tuple[jax.Array, jax.Array]:
+def run_keys(seeds: jax.Array, rng: str = "pcg3d") -> tuple[jax.Array, jax.Array]:
     """Per-run (init key, noise key), derived from the seed alone.
 
     A run's randomness depends only on its seed, never on its position in a batch or the
-    batch size. Step t's noise uses ``fold_in(noise_key, t)``; distinct seeds give
-    independent root keys, and init and noise keys come from one ``split``.
+    batch size. ``pcg3d``: 32-bit keys hashed from (seed, stream). ``threefry``: the two
+    halves of ``split(key(seed))``. Step t's noise is a function of (noise key, t).
     """
+    if rng == "pcg3d":
+        return prng.run_key(seeds, prng.STREAM_INIT), prng.run_key(seeds, prng.STREAM_NOISE)
 
     def one(seed):
         k_init, k_noise = jax.random.split(jax.random.key(seed))
@@ -264,7 +283,7 @@ def _batch_program(structure: Structure):
     def init_one(shared, s, k_init):
         L = _landscape(structure, shared, s)
         E0 = L.escape_direction(0)
-        Z = jax.random.normal(k_init, shape, dtype)
+        Z = generator(structure.rng, k_init, 0).normal(shape, dtype)
         W = L.w_star + s["init_scale"] * Z + s["init_escape"] * E0
         opt = make_optimizer(structure, s)
         return W, opt.init(W)
@@ -276,14 +295,14 @@ def _batch_program(structure: Structure):
         return f, g, dist
 
     def step_one(shared, s, k_noise, t, W, g, opt_state):
-        Xi = _noise(structure, shared, s).sample(jax.random.fold_in(k_noise, t), shape, dtype)
+        Xi = _noise(structure, shared, s).sample(generator(structure.rng, k_noise, t), shape, dtype)
         opt = make_optimizer(structure, s)
         updates, opt_state = opt.update(g + Xi, opt_state, W)
         return W + updates, opt_state
 
     def program(shared, scalars, seeds, max_steps):
         s = {k: v.astype(dtype) for k, v in scalars.items()}
-        k_init, k_noise = run_keys(seeds)
+        k_init, k_noise = run_keys(seeds, structure.rng)
         B = seeds.shape[0]
         W, opt_state = jax.vmap(init_one, in_axes=(None, 0, 0))(shared, s, k_init)
         status = jnp.zeros((B,), jnp.int32)
@@ -352,6 +371,8 @@ def run_batch(
             raise ValueError("run_batch: configs differ in more than per-run scalars")
     if shared is None:
         shared = shared_arrays(configs[0])
+    if structure.backend == "numba":
+        return _run_numba(structure, configs, seeds, shared, on_block)
     dtype = dtype_of(structure.dtype)
     K = block_size(structure)
     B = len(configs)
@@ -385,6 +406,59 @@ def run_batch(
         np.concatenate([np.asarray(o[i]) for o in outs])[:B] for i in range(4)
     )
     return BatchOutput(status, stop, loss, dist, wall, compile_s)
+
+
+_NUMBA_CHUNK = 8  # runs per kernel call: progress granularity; results do not depend on it
+
+
+def _run_numba(structure: Structure, configs, seeds, shared, on_block) -> BatchOutput:
+    from .kernels import elementwise as ew
+
+    npdt = np.float64 if structure.dtype == "float64" else np.float32
+    m, n = structure.m, structure.n
+    bulk = np.asarray(shared["bulk"], npdt)
+    w_star = np.asarray(shared["w_star"], npdt)
+    if structure.noise == "kronecker":
+        row_mult = np.asarray(shared["row_scales"], npdt)
+    else:
+        row_mult = np.ones(m, npdt)
+    rows = []
+    for c in configs:
+        sc = scalars_of(c)
+        sc["noise_scale"] = sc["sigma"] / (np.sqrt(m) + np.sqrt(n)) if c.noise == "opnorm" else sc[
+            "sigma"
+        ]
+        rows.append([sc[k] for k in ew.SCALARS])
+    table = np.asarray(rows, np.float64)
+    seed_arr = np.asarray(seeds, np.uint64)
+    budgets = np.asarray([c.max_steps for c in configs], np.int64)
+    args = (
+        ew.OPT_CODES[structure.optimizer],
+        structure.variant == "v2",
+        bool(structure.nesterov),
+        0 if structure.escape == "projection" else 1,
+        bulk,
+        w_star,
+        row_mult,
+        structure.escape_rank,
+    )
+    noise_on = structure.noise != "none"
+    B = len(configs)
+    compile_s = 0.0
+    if not ew.compiled(npdt):
+        t0 = time.perf_counter()
+        ew.run_block(*args, table[:1], seed_arr[:1], np.zeros(1, np.int64), noise_on)
+        compile_s = time.perf_counter() - t0
+    outs = []
+    t0 = time.perf_counter()
+    for start in range(0, B, _NUMBA_CHUNK):
+        sl = slice(start, start + _NUMBA_CHUNK)
+        outs.append(ew.run_block(*args, table[sl], seed_arr[sl], budgets[sl], noise_on))
+        if on_block is not None:
+            on_block(min(start + _NUMBA_CHUNK, B))
+    wall = time.perf_counter() - t0
+    status, stop, loss, dist = (np.concatenate([o[i] for o in outs]) for i in range(4))
+    return BatchOutput(status.astype(np.int32), stop.astype(np.int32), loss, dist, wall, compile_s)
 
 
 _COMPILED: dict[Any, Any] = {}

@@ -22,9 +22,43 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import prng
 from .config import Config
 
-__all__ = ["NoiseModel", "make_noise", "kronecker_row_scales"]
+__all__ = ["NoiseModel", "make_noise", "kronecker_row_scales", "Generator", "generator"]
+
+
+class Generator:
+    """Standard normals (and Student-t draws) for one run at one step.
+
+    ``rng = "pcg3d"``: the counter-based hash of :mod:`saddle.prng`, keyed by a 32-bit run
+    key; sub-stream j of the step uses the step counter ``step * 4 + j``.
+    ``rng = "threefry"``: ``jax.random`` with ``fold_in(key, step)`` and then ``j``.
+    """
+
+    def __init__(self, rng: str, key, step):
+        self.rng, self.key, self.step = rng, key, step
+
+    def _jax_key(self, j: int):
+        if self.rng == "threefry":
+            base = jax.random.fold_in(self.key, self.step)
+        else:
+            base = jax.random.fold_in(jax.random.key(self.key), self.step)
+        return jax.random.fold_in(base, j)
+
+    def normal(self, shape, dtype, j: int = 0) -> jax.Array:
+        if self.rng == "pcg3d":
+            step = jnp.asarray(self.step).astype(jnp.uint32) * jnp.uint32(4) + jnp.uint32(j)
+            return prng.normal(self.key, step, shape, dtype)
+        return jax.random.normal(self._jax_key(j), shape, dtype)
+
+    def student_t(self, df, shape, dtype) -> jax.Array:
+        # Gamma variates have no counter-based form here; both generators use jax.random.
+        return jax.random.t(self._jax_key(3), df, shape, dtype)
+
+
+def generator(rng: str, key, step) -> Generator:
+    return Generator(rng, key, step)
 
 
 def kronecker_row_scales(m: int, zipf: float) -> np.ndarray:
@@ -47,29 +81,28 @@ class NoiseModel:
     kind: str = field(metadata=dict(static=True))
     rank: int = field(default=1, metadata=dict(static=True))
 
-    def sample(self, key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
-        """One draw of Xi with the given shape and dtype."""
+    def sample(self, gen: Generator, shape: tuple[int, int], dtype) -> jax.Array:
+        """One draw of Xi with the given shape and dtype from a run's step generator."""
         m, n = shape
         sigma = self.sigma.astype(dtype)
         if self.kind == "none":
             return jnp.zeros(shape, dtype)
         if self.kind == "isotropic":
-            return sigma * jax.random.normal(key, shape, dtype)
+            return sigma * gen.normal(shape, dtype)
         if self.kind == "opnorm":
             c = (sigma / (np.sqrt(m) + np.sqrt(n))).astype(dtype)
-            return c * jax.random.normal(key, shape, dtype)
+            return c * gen.normal(shape, dtype)
         if self.kind == "lowrank":
-            ka, kb = jax.random.split(key)
-            A = jax.random.normal(ka, (m, self.rank), dtype)
-            B = jax.random.normal(kb, (n, self.rank), dtype)
+            A = gen.normal((m, self.rank), dtype, 0)
+            B = gen.normal((n, self.rank), dtype, 1)
             c = (sigma / np.sqrt(m * n)).astype(dtype)
             return c * jnp.matmul(A, B.T, precision=jax.lax.Precision.HIGHEST)
         if self.kind == "kronecker":
-            Z = jax.random.normal(key, shape, dtype)
+            Z = gen.normal(shape, dtype)
             return (sigma * self.row_scales.astype(dtype))[:, None] * Z
         if self.kind == "student_t":
             df = self.df.astype(dtype)
-            T = jax.random.t(key, df, shape, dtype)
+            T = gen.student_t(df, shape, dtype)
             unit = jnp.where(df > 2, jnp.sqrt(jnp.maximum(df - 2, 0) / df), 1.0).astype(dtype)
             return (sigma * unit) * T
         raise ValueError(f"noise: unknown kind {self.kind!r}")
