@@ -53,6 +53,7 @@ __all__ = [
     "run_keys",
     "block_size",
     "compile_count",
+    "TRACE_FIELDS",
 ]
 
 RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
@@ -250,6 +251,7 @@ class BatchOutput(NamedTuple):
     final_distance: np.ndarray  # (B,) ||Pi_esc(W - W*)||_F at the last iterate
     wall_s: float  # execution time of the batch, compile excluded
     compile_s: float  # time to lower and compile (0 when cached)
+    traces: list | None = None  # per run: {field: array over recorded steps}, if asked for
 
 
 def _landscape(structure: Structure, shared, s) -> SpectralSaddle:
@@ -275,10 +277,90 @@ def _noise(structure: Structure, shared, s) -> NoiseModel:
     )
 
 
-def _batch_program(structure: Structure):
-    """The un-jitted batched run: (shared, scalars, seeds, max_steps) -> outputs."""
+TRACE_FIELDS = (
+    "escape_distance",
+    "orthogonal_drift",
+    "loss",
+    "update_fro",
+    "update_spectral",
+    "escape_alignment",
+    "momentum_signal",
+    "momentum_noise",
+)
+_EXACT_SPECTRAL = 256  # exact SVD for min(m, n) up to this; power iteration above
+
+
+def _spectral_norm(A: jax.Array) -> jax.Array:
+    """||A||_2: exact (SVD) for small matrices, 40 power iterations from a fixed start above
+    (a deterministic lower estimate, used only for diagnostics)."""
+    if min(A.shape) <= _EXACT_SPECTRAL:
+        return jnp.linalg.svd(A, compute_uv=False)[0]
+    v = jnp.ones((A.shape[1],), A.dtype) / np.sqrt(A.shape[1])
+
+    def it(_, v):
+        w = A.T @ (A @ v)
+        return w / jnp.maximum(jnp.sqrt(tree_sum(w * w)), jnp.finfo(A.dtype).tiny)
+
+    v = jax.lax.fori_loop(0, 40, it, v)
+    Av = A @ v
+    return jnp.sqrt(tree_sum(Av * Av))
+
+
+def _trace_row(L: SpectralSaddle, W, W_new, mu, a, f):
+    """The diagnostics of iterate W_t (see TRACE_FIELDS), one vector per run."""
+    X = W - L.w_star
+    dist2 = tree_sum(a * a)
+    drift = jnp.sqrt(jnp.maximum(tree_sum(X * X) - dist2, 0))
+    E0 = L.escape_direction(0)
+    sgn = jnp.where(a[0] < 0, -1.0, 1.0).astype(W.dtype)
+    delta = W_new - W
+    dfro = jnp.sqrt(tree_sum(delta * delta))
+    dspec = _spectral_norm(delta)
+    along = tree_sum(delta * E0) * sgn
+    align = jnp.where(dspec > 0, along / jnp.where(dspec > 0, dspec, 1), jnp.nan)
+    moved = dfro > 0
+    nan = jnp.asarray(jnp.nan, W.dtype)
+    if mu is None:
+        sig = noise = nan
+    else:
+        proj = tree_sum(mu * E0)
+        sig = jnp.abs(proj)
+        noise = _spectral_norm(mu - proj * E0)
+    row = jnp.stack(
+        [
+            jnp.sqrt(dist2),
+            drift,
+            f,
+            jnp.where(moved, dfro, nan),
+            jnp.where(moved, dspec, nan),
+            jnp.where(moved, align, nan),
+            sig,
+            noise,
+        ]
+    ).astype(W.dtype)
+    return jnp.concatenate([a.astype(W.dtype), row])
+
+
+class _Carry(NamedTuple):
+    i: jax.Array
+    W: jax.Array
+    opt_state: Any
+    status: jax.Array
+    stop: jax.Array
+    loss: jax.Array
+    dist: jax.Array
+
+
+def _programs(structure: Structure, stride: int, points: int):
+    """(init, advance): the un-jitted batched run, split so that it can stop at chunk ends.
+
+    ``advance(shared, scalars, seeds, max_steps, carry, until)`` iterates while some run is
+    running and i < until; with ``stride`` > 0 it also returns the trace rows of the
+    iterates t = i with t % stride == 0 in this chunk, ``points`` slots per run.
+    """
     dtype = dtype_of(structure.dtype)
     shape = (structure.m, structure.n)
+    width = structure.escape_rank + len(TRACE_FIELDS)
 
     def init_one(shared, s, k_init):
         L = _landscape(structure, shared, s)
@@ -291,8 +373,7 @@ def _batch_program(structure: Structure):
     def evaluate_one(shared, s, W):
         L = _landscape(structure, shared, s)
         f, g, a = L.value_and_grad_with_coordinates(W)
-        dist = jnp.sqrt(tree_sum(a * a))
-        return f, g, dist
+        return f, g, a
 
     def step_one(shared, s, k_noise, t, W, g, opt_state):
         Xi = _noise(structure, shared, s).sample(generator(structure.rng, k_noise, t), shape, dtype)
@@ -300,24 +381,39 @@ def _batch_program(structure: Structure):
         updates, opt_state = opt.update(g + Xi, opt_state, W)
         return W + updates, opt_state
 
-    def program(shared, scalars, seeds, max_steps):
-        s = {k: v.astype(dtype) for k, v in scalars.items()}
-        k_init, k_noise = run_keys(seeds, structure.rng)
+    def trace_one(shared, s, W, W_new, mu, a, f):
+        return _trace_row(_landscape(structure, shared, s), W, W_new, mu, a, f)
+
+    def cast(scalars):
+        return {k: v.astype(dtype) for k, v in scalars.items()}
+
+    def init(shared, scalars, seeds, max_steps):
+        s = cast(scalars)
+        k_init, _ = run_keys(seeds, structure.rng)
         B = seeds.shape[0]
         W, opt_state = jax.vmap(init_one, in_axes=(None, 0, 0))(shared, s, k_init)
-        status = jnp.zeros((B,), jnp.int32)
-        stop = max_steps
-        loss = jnp.zeros((B,), dtype)
-        dist = jnp.zeros((B,), dtype)
+        zeros = jnp.zeros((B,), dtype)
+        return _Carry(jnp.asarray(0, jnp.int32), W, opt_state, jnp.zeros((B,), jnp.int32),
+                      max_steps, zeros, zeros)
 
-        def cond(carry):
-            status = carry[3]
-            return jnp.any(status == RUNNING)
+    def advance(shared, scalars, seeds, max_steps, carry, until):
+        s = cast(scalars)
+        _, k_noise = run_keys(seeds, structure.rng)
+        B = seeds.shape[0]
+        start = carry.i
+        buf = jnp.full((B, points, width), jnp.nan, dtype) if stride else None
+        tmark = jnp.full((B, points), -1, jnp.int32) if stride else None
 
-        def body(carry):
-            i, W, opt_state, status, stop, loss, dist = carry
-            running = status == RUNNING
-            f, g, d = jax.vmap(evaluate_one, in_axes=(None, 0, 0))(shared, s, W)
+        def cond(state):
+            c = state[0]
+            return jnp.any(c.status == RUNNING) & (c.i < until)
+
+        def body(state):
+            c, buf, tmark = state
+            i = c.i
+            running = c.status == RUNNING
+            f, g, a = jax.vmap(evaluate_one, in_axes=(None, 0, 0))(shared, s, c.W)
+            d = jnp.sqrt(tree_sum(a * a, axis=1))
             diverged = ~jnp.isfinite(f) | (f > s["max_loss"])
             if structure.escape == "projection":
                 met = d >= s["radius"]
@@ -329,38 +425,66 @@ def _batch_program(structure: Structure):
                 DIVERGED,
                 jnp.where(escaped, ESCAPED, jnp.where(i >= max_steps, CENSORED, RUNNING)),
             )
-            new_status = jnp.where(running, outcome, status)
-            stop = jnp.where(running & (new_status != RUNNING), i, stop)
-            loss = jnp.where(running, f, loss)
-            dist = jnp.where(running, d, dist)
+            new_status = jnp.where(running, outcome, c.status)
+            stop = jnp.where(running & (new_status != RUNNING), i, c.stop)
+            loss = jnp.where(running, f, c.loss)
+            dist = jnp.where(running, d, c.dist)
             go_on = new_status == RUNNING
             W_new, opt_new = jax.vmap(step_one, in_axes=(None, 0, 0, None, 0, 0, 0))(
-                shared, s, k_noise, i, W, g, opt_state
+                shared, s, k_noise, i, c.W, g, c.opt_state
             )
 
             def keep(new, old):
                 mask = go_on.reshape(go_on.shape + (1,) * (new.ndim - 1))
                 return jnp.where(mask, new, old)
 
-            W = keep(W_new, W)
-            opt_state = jax.tree.map(keep, opt_new, opt_state)
-            return i + 1, W, opt_state, new_status, stop, loss, dist
+            W = keep(W_new, c.W)
+            opt_state = jax.tree.map(keep, opt_new, c.opt_state)
+            if stride:
+                def record(bufs):
+                    buf, tmark = bufs
+                    mu = getattr(opt_state, "mu", None)
+                    rows = jax.vmap(trace_one, in_axes=(None, 0, 0, 0, 0, 0, 0))(
+                        shared, s, c.W, W, mu, a, f
+                    )
+                    p = (i - start) // stride
+                    buf = buf.at[:, p].set(jnp.where(running[:, None], rows, jnp.nan))
+                    tmark = tmark.at[:, p].set(jnp.where(running, i, -1))
+                    return buf, tmark
 
-        carry = (jnp.asarray(0, jnp.int32), W, opt_state, status, stop, loss, dist)
-        _, _, _, status, stop, loss, dist = jax.lax.while_loop(cond, body, carry)
-        return status, stop, loss, dist
+                buf, tmark = jax.lax.cond(i % stride == 0, record, lambda b: b, (buf, tmark))
+            c = _Carry(i + 1, W, opt_state, new_status, stop, loss, dist)
+            return c, buf, tmark
 
-    return program
+        carry, buf, tmark = jax.lax.while_loop(cond, body, (carry, buf, tmark))
+        return carry, buf, tmark
+
+    return init, advance
+
+
+_TRACE_POINTS = 128  # trace rows per run held on the device per chunk
 
 
 def run_batch(
-    configs: list[Config], seeds: list[int], *, shared: dict | None = None, on_block=None
+    configs: list[Config],
+    seeds: list[int],
+    *,
+    shared: dict | None = None,
+    on_block=None,
+    trace_stride: int | None = None,
+    trace_sink=None,
 ) -> BatchOutput:
     """Run one batch: run b uses ``configs[b]`` and ``seeds[b]``.
 
     All configs must share one :class:`Structure` and the same shared arrays (landscape
     bases, bulk pattern, W*); they may differ in every per-run scalar and in ``max_steps``.
     ``on_block(runs_done)`` is called after each block finishes (for progress bars).
+
+    With ``trace_stride = k``, the diagnostics of every k-th iterate (``t``,
+    ``escape_coordinates`` and :data:`TRACE_FIELDS`) are streamed: the device holds one chunk
+    of ``k * 128`` steps, and ``trace_sink(b, rows)`` receives each chunk's rows of run b as
+    they come. Without a sink the rows are collected into ``BatchOutput.traces``. Tracing
+    never changes a run's result.
     """
     if len(configs) != len(seeds) or not configs:
         raise ValueError("run_batch: configs and seeds must be non-empty and equally long")
@@ -371,8 +495,10 @@ def run_batch(
             raise ValueError("run_batch: configs differ in more than per-run scalars")
     if shared is None:
         shared = shared_arrays(configs[0])
+    if trace_stride is not None and trace_stride < 1:
+        raise ValueError(f"trace_stride: got {trace_stride}; allowed: an integer >= 1")
     if structure.backend == "numba":
-        return _run_numba(structure, configs, seeds, shared, on_block)
+        return _run_numba(structure, configs, seeds, shared, on_block, trace_stride, trace_sink)
     dtype = dtype_of(structure.dtype)
     K = block_size(structure)
     B = len(configs)
@@ -392,26 +518,70 @@ def run_batch(
             jnp.asarray(budgets[sl]),
         )
 
+    stride = int(trace_stride or 0)
+    points = _TRACE_POINTS if stride else 0
+    chunk = stride * points if stride else None
+    sink = trace_sink
+    collected: dict[int, list] = {}
+    if stride and sink is None:
+        sink = lambda b, rows: collected.setdefault(b, []).append(rows)
     t0 = time.perf_counter()
-    compiled = _compiled(structure, shared, *block(0))
+    init_fn, advance_fn = _compiled(structure, stride, points, shared, *block(0))
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     outs = []
     for j in range(padded // K):
-        outs.append(jax.block_until_ready(compiled(shared, *block(j))))
+        args = block(j)
+        carry = init_fn(shared, *args)
+        budget = int(np.max(np.asarray(args[2])))
+        while True:
+            until = budget + 1 if chunk is None else int(carry.i) + chunk
+            carry, buf, tmark = advance_fn(shared, *args, carry, jnp.asarray(until, jnp.int32))
+            if stride:
+                buf, tmark = np.asarray(buf), np.asarray(tmark)
+                for k in range(K):
+                    b = j * K + k
+                    if b >= B:
+                        break
+                    ok = tmark[k] >= 0
+                    if ok.any():
+                        sink(b, _rows_to_trace(tmark[k][ok], buf[k][ok], structure.escape_rank))
+            if not bool(jnp.any(carry.status == RUNNING)):
+                break
+        outs.append(jax.block_until_ready((carry.status, carry.stop, carry.loss, carry.dist)))
         if on_block is not None:
             on_block(min((j + 1) * K, B))
     wall = time.perf_counter() - t0
     status, stop, loss, dist = (
         np.concatenate([np.asarray(o[i]) for o in outs])[:B] for i in range(4)
     )
-    return BatchOutput(status, stop, loss, dist, wall, compile_s)
+    traces = None
+    if stride and trace_sink is None:
+        traces = [_concat_traces(collected.get(b, []), structure.escape_rank) for b in range(B)]
+    return BatchOutput(status, stop, loss, dist, wall, compile_s, traces)
+
+
+def _rows_to_trace(t: np.ndarray, rows: np.ndarray, r: int) -> dict[str, np.ndarray]:
+    out = {"t": t.astype(np.int64), "escape_coordinates": rows[:, :r]}
+    for k, name in enumerate(TRACE_FIELDS):
+        out[name] = rows[:, r + k]
+    return out
+
+
+def _concat_traces(parts: list[dict], r: int) -> dict[str, np.ndarray]:
+    if not parts:
+        empty = {"t": np.zeros(0, np.int64), "escape_coordinates": np.zeros((0, r))}
+        empty.update({name: np.zeros(0) for name in TRACE_FIELDS})
+        return empty
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 _NUMBA_CHUNK = 8  # runs per kernel call: progress granularity; results do not depend on it
 
 
-def _run_numba(structure: Structure, configs, seeds, shared, on_block) -> BatchOutput:
+def _run_numba(
+    structure: Structure, configs, seeds, shared, on_block, trace_stride=None, trace_sink=None
+) -> BatchOutput:
     from .kernels import elementwise as ew
 
     npdt = np.float64 if structure.dtype == "float64" else np.float32
@@ -444,21 +614,40 @@ def _run_numba(structure: Structure, configs, seeds, shared, on_block) -> BatchO
     )
     noise_on = structure.noise != "none"
     B = len(configs)
+    stride = int(trace_stride or 0)
+    width = structure.escape_rank + len(TRACE_FIELDS)
+    points = int(budgets.max()) // stride + 1 if stride else 1
     compile_s = 0.0
     if not ew.compiled(npdt):
         t0 = time.perf_counter()
-        ew.run_block(*args, table[:1], seed_arr[:1], np.zeros(1, np.int64), noise_on)
+        ew.run_block(*args, table[:1], seed_arr[:1], np.zeros(1, np.int64), noise_on, 0,
+                     np.zeros((1, 1, width)), np.zeros((1, 1), np.int64))
         compile_s = time.perf_counter() - t0
     outs = []
+    traces = [] if stride and trace_sink is None else None
     t0 = time.perf_counter()
     for start in range(0, B, _NUMBA_CHUNK):
         sl = slice(start, start + _NUMBA_CHUNK)
-        outs.append(ew.run_block(*args, table[sl], seed_arr[sl], budgets[sl], noise_on))
+        k = len(table[sl])
+        tr = np.full((k, points, width), np.nan)
+        tm = np.full((k, points), -1, np.int64)
+        outs.append(ew.run_block(*args, table[sl], seed_arr[sl], budgets[sl], noise_on, stride,
+                                 tr, tm))
+        if stride:
+            for q in range(k):
+                ok = tm[q] >= 0
+                rows = _rows_to_trace(tm[q][ok], tr[q][ok], structure.escape_rank)
+                if trace_sink is not None:
+                    trace_sink(start + q, rows)
+                else:
+                    traces.append(rows)
         if on_block is not None:
             on_block(min(start + _NUMBA_CHUNK, B))
     wall = time.perf_counter() - t0
     status, stop, loss, dist = (np.concatenate([o[i] for o in outs]) for i in range(4))
-    return BatchOutput(status.astype(np.int32), stop.astype(np.int32), loss, dist, wall, compile_s)
+    return BatchOutput(
+        status.astype(np.int32), stop.astype(np.int32), loss, dist, wall, compile_s, traces
+    )
 
 
 _COMPILED: dict[Any, Any] = {}
@@ -469,16 +658,23 @@ def _signature(tree) -> tuple:
     return treedef, tuple((x.shape, str(x.dtype)) for x in leaves)
 
 
-def _compiled(structure: Structure, *args):
-    """The compiled program for a structure and argument shapes, built once and cached.
-
-    Values never enter the key, so new seeds, scalars or budgets reuse the executable.
-    """
-    key = (structure, _signature(args))
+def _compiled(structure: Structure, stride: int, points: int, shared, *block_args):
+    """The compiled (init, advance) pair for a structure, trace layout and argument shapes,
+    built once and cached. Values never enter the key: new seeds, scalars, budgets or chunk
+    ends reuse the executables."""
+    key = (structure, stride, points, _signature((shared, block_args)))
     hit = _COMPILED.get(key)
     if hit is None:
-        hit = jax.jit(_batch_program(structure)).lower(*args).compile()
-        _COMPILED[key] = hit
+        init, advance = _programs(structure, stride, points)
+        init_c = jax.jit(init).lower(shared, *block_args).compile()
+        carry = jax.eval_shape(init, shared, *block_args)
+        until = jax.ShapeDtypeStruct((), jnp.int32)
+        # Donating the carry lets XLA update the iterate in place; the CPU backend cannot.
+        donate = (4,) if jax.default_backend() != "cpu" else ()
+        adv_c = jax.jit(advance, donate_argnums=donate).lower(
+            shared, *block_args, carry, until
+        ).compile()
+        hit = _COMPILED[key] = (init_c, adv_c)
     return hit
 
 

@@ -50,6 +50,7 @@ class SimulationResult:
     config: Config
     runs: list[RunResult]
     compile_s: float = 0.0
+    traces: list[dict] | None = None  # per run, if a trace stride was given
     extras: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
@@ -126,17 +127,26 @@ def run_many(pairs: list[tuple[Config, int]], *, progress=None) -> list[RunResul
     return results  # type: ignore[return-value]
 
 
-def simulate(config: Config, *, batch_size: int | None = None, progress=None) -> SimulationResult:
+def simulate(
+    config: Config,
+    *,
+    batch_size: int | None = None,
+    progress=None,
+    trace_stride: int | None = None,
+) -> SimulationResult:
     """Run ``config`` for its seeds ``seed, seed+1, ...``.
 
     Args:
         config: a validated :class:`~saddle.config.Config`.
         batch_size: seeds per engine call (default: all). Results do not depend on it.
         progress: optional callable ``progress(done, total)``, called as blocks finish.
+        trace_stride: record the diagnostics of every k-th iterate
+            (:data:`saddle.engine.TRACE_FIELDS`) into ``SimulationResult.traces``.
     """
     seeds = config.seed_list
     bs = batch_size or len(seeds)
     runs: list[RunResult] = []
+    traces: list[dict] | None = [] if trace_stride else None
     compile_s = 0.0
     shared = engine.shared_arrays(config)
     for start in range(0, len(seeds), bs):
@@ -144,7 +154,11 @@ def simulate(config: Config, *, batch_size: int | None = None, progress=None) ->
         tick = None
         if progress is not None:
             tick = lambda k, base=start: progress(base + k, len(seeds))
-        out = engine.run_batch([config] * len(chunk), chunk, shared=shared, on_block=tick)
+        out = engine.run_batch(
+            [config] * len(chunk), chunk, shared=shared, on_block=tick, trace_stride=trace_stride
+        )
         compile_s += out.compile_s
         runs.extend(_results(out, chunk))
-    return SimulationResult(config=config, runs=runs, compile_s=compile_s)
+        if traces is not None:
+            traces.extend(out.traces)
+    return SimulationResult(config=config, runs=runs, compile_s=compile_s, traces=traces)

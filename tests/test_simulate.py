@@ -118,3 +118,32 @@ def test_seeds_are_independent():
                          max_steps=5000)
     times = np.array([r.escape_time for r in simulate(c).runs], dtype=float)
     assert len(set(times.tolist())) > 10  # not the same noise path reused
+
+
+@pytest.mark.parametrize("backend", ["jax", "numba"])
+def test_traces_do_not_change_results_and_record_the_trajectory(backend):
+    c = Config.from_dict(m=16, n=12, optimizer="sgd", momentum=0.5, basis="coherent", seeds=3,
+                         gamma=0.3, sigma=0.02, max_steps=4000, backend=backend, radius=0.5)
+    plain = simulate(c)
+    traced = simulate(c, trace_stride=7)
+    assert [r.escape_time for r in plain.runs] == [r.escape_time for r in traced.runs]
+    assert [r.final_loss for r in plain.runs] == [r.final_loss for r in traced.runs]
+    for run, tr in zip(traced.runs, traced.traces, strict=True):
+        assert list(tr["t"]) == list(range(0, run.escape_time + 1, 7))
+        assert tr["escape_coordinates"].shape == (len(tr["t"]), 1)
+        # The recorded distance is below the radius before escape, and the drift is finite.
+        assert np.all(tr["escape_distance"][:-1] < 0.5)
+        assert np.all(np.isfinite(tr["orthogonal_drift"]))
+
+
+def test_trace_chunks_stream_across_chunk_boundaries():
+    # 128 points per chunk: a stride of 1 and ~300 steps spans three chunks.
+    c = Config.from_dict(m=8, n=8, optimizer="sgd", noise="none", init_escape=1e-3, gamma=0.02,
+                         learning_rate=0.1, backend="jax", dtype="float64")
+    res = simulate(c, trace_stride=1)
+    tau = res.runs[0].escape_time
+    tr = res.traces[0]
+    assert tau > 256
+    assert list(tr["t"]) == list(range(tau + 1))
+    # Without noise the escape coordinate grows geometrically: a_t = a0 (1 + eta gamma)^t.
+    np.testing.assert_allclose(tr["escape_coordinates"][:, 0], 1e-3 * 1.002 ** tr["t"], rtol=1e-9)

@@ -78,9 +78,46 @@ def _stats(W, w_star, lam, quartic, r):
     return half + 0.25 * quartic * sq * sq, sq, math.sqrt(d2)
 
 
+@nb.njit(cache=True)
+def _record(row, W_old, W, w_star, M, r, loss, sq, dist):
+    """The trace row of iterate W_old (see saddle.engine.TRACE_FIELDS); W is the next one."""
+    m, n = W.shape
+    for i in range(r):
+        row[i] = float(W_old[i, i]) - float(w_star[i, i])
+    sgn = -1.0 if row[0] < 0 else 1.0
+    delta = np.empty((m, n))
+    fro = 0.0
+    for i in range(m):
+        for j in range(n):
+            d = float(W[i, j]) - float(W_old[i, j])
+            delta[i, j] = d
+            fro += d * d
+    fro = math.sqrt(fro)
+    spec = np.linalg.norm(delta, 2) if fro > 0 else 0.0
+    Mr = np.empty((m, n))
+    for i in range(m):
+        for j in range(n):
+            Mr[i, j] = float(M[i, j])
+    signal = abs(Mr[0, 0])
+    Mr[0, 0] = 0.0
+    row[r + 0] = dist
+    row[r + 1] = math.sqrt(max(sq - dist * dist, 0.0))
+    row[r + 2] = loss
+    if fro > 0:
+        row[r + 3] = fro
+        row[r + 4] = spec
+        row[r + 5] = delta[0, 0] * sgn / spec
+    else:
+        row[r + 3] = np.nan
+        row[r + 4] = np.nan
+        row[r + 5] = np.nan
+    row[r + 6] = signal
+    row[r + 7] = np.linalg.norm(Mr, 2)
+
+
 @nb.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
 def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, seed, max_steps,
-             noise_on):
+             noise_on, stride, trace, tmark):
     m, n = W.shape
     dt = W.dtype.type
     lr, b1, b2, eps, wd, mom = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5]
@@ -103,6 +140,7 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
     slice_b = np.empty(max(m, n))
     loss, sq, dist = _stats(W, w_star, lam, quartic, r)
     lr_, b1_, b2_, eps_, wd_, mom_ = dt(lr), dt(b1), dt(b2), dt(eps), dt(wd), dt(mom)
+    W_old = np.empty_like(W) if stride > 0 else W
     t = 0
     while True:
         diverged = not (math.isfinite(loss) and math.isfinite(sq)) or loss > max_loss
@@ -116,6 +154,9 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             return ESCAPED, t, loss, dist
         if t >= max_steps:
             return CENSORED, t, loss, dist
+        tracing = stride > 0 and t % stride == 0
+        if tracing:
+            W_old[:, :] = W
         if noise_on:
             s = fill_normal(s, buf, dt(noise_scale), ZIG_KN, ZIG_WN, ZIG_FN)
         else:
@@ -221,6 +262,9 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     xn = float(w) - float(w_star[i, j])
                     half += float(lam[i, j]) * xn * xn
                     nsq += xn * xn
+        if tracing:
+            _record(trace[t // stride], W_old, W, w_star, m1, r, loss, sq, dist)
+            tmark[t // stride] = t
         sq = nsq
         loss = 0.5 * half + 0.25 * quartic * sq * sq
         d2 = 0.0
@@ -234,10 +278,12 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
 
 @nb.njit(parallel=True, cache=True)
 def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars, seeds,
-              max_steps, noise_on):
+              max_steps, noise_on, stride, traces, tmarks):
     """Run every row of ``scalars`` (one run each) to escape, divergence or its budget.
 
-    Returns (status, stop step, final loss, final escape distance), one entry per run.
+    Returns (status, stop step, final loss, final escape distance), one entry per run. With
+    ``stride`` > 0, iterate t (t % stride == 0) of run b fills ``traces[b, t // stride]``
+    and sets ``tmarks[b, t // stride] = t``.
     """
     K = scalars.shape[0]
     m, n = bulk.shape
@@ -255,7 +301,8 @@ def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars,
             lam[i, i] = -sc[6]
         W = np.empty((m, n), bulk.dtype)
         st, tt, ll, dd = _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r,
-                                  sc, seeds[b], max_steps[b], noise_on)
+                                  sc, seeds[b], max_steps[b], noise_on, stride, traces[b],
+                                  tmarks[b])
         status[b] = st
         stop[b] = tt
         loss[b] = ll
