@@ -1,0 +1,329 @@
+"""The lab's benchmark suite: speed measured side by side in one process.
+
+Every ratio in the table is between two timings taken in the same run, on the same machine:
+
+A. Element-wise optimizers, a batch of 64 seeds at n = 64 for 2000 steps with isotropic noise
+   (coherent basis, gamma = 0, so every run takes exactly 2000 steps): runs/s of the engine
+   (auto backend), of JAX and of numba, against (1) the plain per-seed NumPy loop and
+   (2) the floor set by generating the noise with the same generator plus the memory
+   traffic of the optimizer's buffers.
+B. The Muon step (optimizer update alone, float32) at n in {64, 256, 1024}: against
+   ``optax.contrib.muon`` on the same shape and dtype, and against the matmul floor
+   (Newton-Schulz FLOPs / the measured ``jnp.matmul`` FLOP rate at that shape).
+C. AdamW and Mano steps at n = 1024 against the memory-bandwidth floor (bytes touched /
+   measured copy bandwidth).
+D. Engine steps/s for one run of every optimizer at n in {64, 256, 1024}, and compile time
+   per configuration structure.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from saddle import Config, engine, prng
+
+ELEMENTWISE = ("adamw", "sgd", "sign_descent", "normalized_gd", "mano")
+ALL = ("adamw", "muon", "mano", "sgd", "sign_descent", "normalized_gd")
+
+
+def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# --- A: element-wise batch -----------------------------------------------------------------
+
+
+def _batch_config(opt: str, n: int, steps: int, backend: str) -> Config:
+    return Config.from_dict(
+        optimizer=opt, m=n, n=n, basis="coherent", gamma=0.0, radius=1e9, max_steps=steps,
+        noise="isotropic", sigma=0.01, backend=backend,
+    )
+
+
+def _engine_runs_per_s(config: Config, seeds: int) -> tuple[float, float]:
+    """(runs/s, compile s) of a batch of ``seeds`` runs; compile excluded from the rate."""
+    out = engine.run_batch([config] * seeds, list(range(seeds)))
+    compile_s = out.compile_s
+    out = engine.run_batch([config] * seeds, list(range(seeds)))
+    return seeds / out.wall_s, compile_s
+
+
+def _numpy_runs_per_s(config: Config, steps: int, runs: int) -> float:
+    from .numpy_loop import numpy_run
+
+    t0 = time.perf_counter()
+    for s in range(runs):
+        numpy_run(config, s, steps)
+    return runs / (time.perf_counter() - t0)
+
+
+def _copy_bandwidth(nbytes: int = 256 << 20) -> float:
+    """Bytes moved per second (read + write) by a large array copy with JAX."""
+    x = jnp.ones((nbytes // 4,), jnp.float32)
+    f = jax.jit(lambda x: x + 1.0)
+    t = _median_time(lambda: f(x), 5)
+    return 2 * nbytes / t
+
+
+def _jax_normal_rate(size: int, draws: int) -> float:
+    """Normals/s of the engine's pcg3d generator at this size (vmapped like the engine)."""
+    keys = prng.run_key(jnp.arange(16, dtype=jnp.uint32), prng.STREAM_NOISE)
+    shape = (size // 16,)
+
+    def body(t, acc):
+        return acc + jax.vmap(lambda k: prng.normal(k, t, shape, jnp.float32))(keys)
+
+    f = jax.jit(lambda: jax.lax.fori_loop(0, draws, body, jnp.zeros((16,) + shape, jnp.float32)))
+    t = _median_time(f, 3)
+    return draws * size / t
+
+
+def _numba_normal_rate(size: int, draws: int) -> float:
+    """Normals/s of the numba kernels' ziggurat, on all cores (one stream per thread)."""
+    import numba as nb
+
+    from saddle.kernels.rng import ZIG_FN, ZIG_KN, ZIG_WN, fill_normal, seed_state
+
+    @nb.njit(parallel=True, cache=True)
+    def fill(threads, size, draws, kn, wn, fn):
+        acc = np.zeros(threads)
+        for b in nb.prange(threads):
+            s = seed_state(b, 0)
+            buf = np.empty(size, np.float32)
+            for _ in range(draws):
+                s = fill_normal(s, buf, np.float32(1.0), kn, wn, fn)
+                acc[b] += buf[0]
+        return acc
+
+    threads = nb.get_num_threads()
+    per = max(1, draws // threads)
+    fill(threads, 16, 1, ZIG_KN, ZIG_WN, ZIG_FN)
+    t0 = time.perf_counter()
+    fill(threads, size, per, ZIG_KN, ZIG_WN, ZIG_FN)
+    return threads * per * size / (time.perf_counter() - t0)
+
+
+def bench_elementwise(quick: bool) -> list[dict]:
+    n, seeds, steps = 64, 64, (400 if quick else 2000)
+    numpy_runs = 2 if quick else 4
+    D = n * n
+    normals = seeds * steps * D
+    jax_rate = _jax_normal_rate(16 * D, 200)
+    numba_rate = _numba_normal_rate(D, 400 if quick else 2000)
+    bw = _copy_bandwidth()
+    buffers = {"adamw": 4, "sgd": 3, "sign_descent": 3, "normalized_gd": 3, "mano": 4}
+    rows = []
+    for opt in ELEMENTWISE:
+        ref = _numpy_runs_per_s(_batch_config(opt, n, steps, "jax"), steps, numpy_runs)
+        traffic_s = seeds * steps * D * 4 * 2 * buffers[opt] / bw
+        for backend in ("numba", "jax"):
+            rate, compile_s = _engine_runs_per_s(_batch_config(opt, n, steps, backend), seeds)
+            gen = numba_rate if backend == "numba" else jax_rate
+            floor_s = normals / gen + traffic_s
+            rows.append(
+                dict(
+                    section="A",
+                    optimizer=opt,
+                    backend=backend,
+                    n=n,
+                    seeds=seeds,
+                    steps=steps,
+                    runs_per_s=rate,
+                    numpy_runs_per_s=ref,
+                    speedup_vs_numpy=rate / ref,
+                    floor_s=floor_s,
+                    time_s=seeds / rate,
+                    ratio_to_floor=(seeds / rate) / floor_s,
+                    normals_per_s=gen,
+                    compile_s=compile_s,
+                )
+            )
+    return rows
+
+
+# --- B: Muon step against optax and the matmul floor -----------------------------------------
+
+
+def _ns_flops(m: int, n: int, steps: int = 5) -> float:
+    r, c = min(m, n), max(m, n)
+    return steps * (4 * r * r * c + 2 * r**3)
+
+
+def _matmul_rate(n: int) -> float:
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    t = _median_time(lambda: f(a), 10 if n < 1024 else 5)
+    return 2 * n**3 / t
+
+
+def _update_time(opt, shape, dtype=jnp.float32, repeats=10) -> float:
+    W = jax.random.normal(jax.random.key(1), shape, dtype) * 0.1
+    G = jax.random.normal(jax.random.key(2), shape, dtype)
+    state = opt.init(W)
+    f = jax.jit(opt.update)
+    return _median_time(lambda: f(G, state, W)[0], repeats)
+
+
+def bench_muon(quick: bool) -> list[dict]:
+    import optax
+
+    from saddle.optimizers import muon
+
+    rows = []
+    for n in (64, 256) if quick else (64, 256, 1024):
+        reps = 20 if n < 1024 else 5
+        ours = _update_time(muon(0.02), (n, n), repeats=reps)
+        ref = _update_time(optax.contrib.muon(0.02), (n, n), repeats=reps)
+        rate = _matmul_rate(n)
+        floor = _ns_flops(n, n) / rate
+        rows.append(
+            dict(section="B", optimizer="muon", n=n, step_s=ours, optax_step_s=ref,
+                 ratio_to_optax=ours / ref, matmul_gflops=rate / 1e9, floor_s=floor,
+                 ratio_to_floor=ours / floor)
+        )
+    return rows
+
+
+# --- C: element-wise steps at n = 1024 against memory bandwidth ------------------------------
+
+
+def bench_bandwidth(quick: bool) -> list[dict]:
+    from saddle.optimizers import adamw, mano
+
+    n = 512 if quick else 1024
+    bw = _copy_bandwidth()
+    rows = []
+    # Bytes touched per update: read g, W and the buffers, write the buffers and the update.
+    for name, opt, arrays in (("adamw", adamw(1e-3), 2 + 2 + 3), ("mano", mano(1e-3), 2 + 1 + 2)):
+        t = _update_time(opt, (n, n), repeats=10)
+        floor = arrays * n * n * 4 / bw
+        rows.append(dict(section="C", optimizer=name, n=n, step_s=t, floor_s=floor,
+                         ratio_to_floor=t / floor, copy_gb_per_s=bw / 1e9))
+    return rows
+
+
+# --- D: engine steps/s for every optimizer -------------------------------------------------
+
+
+def bench_engine(quick: bool) -> list[dict]:
+    rows = []
+    sizes = (64, 256) if quick else (64, 256, 1024)
+    for n in sizes:
+        steps = {64: 2000, 256: 400, 1024: 40}[n] // (4 if quick else 1)
+        for opt in ALL:
+            for basis in ("coherent", "incoherent"):
+                if basis == "incoherent" and opt != "adamw":
+                    continue  # one incoherent row: the cost of the dense-basis gradient
+                c = Config.from_dict(optimizer=opt, m=n, n=n, basis=basis, gamma=0.0,
+                                     radius=1e9, max_steps=steps)
+                first = engine.run_batch([c], [0])
+                out = engine.run_batch([c], [1])
+                rows.append(dict(section="D", optimizer=opt, n=n, basis=basis,
+                                 backend=engine.structure_of(c).backend,
+                                 steps_per_s=steps / out.wall_s, compile_s=first.compile_s))
+    return rows
+
+
+def run(quick: bool = False, sections: str = "ABCD") -> dict:
+    info = dict(
+        machine=platform.machine(),
+        processor=platform.processor() or platform.machine(),
+        jax_backend=jax.default_backend(),
+        devices=[str(d) for d in jax.devices()],
+        jax_version=jax.__version__,
+        cpu_count=__import__("os").cpu_count(),
+        quick=quick,
+    )
+    rows: list[dict] = []
+    for sec, fn in (("A", bench_elementwise), ("B", bench_muon), ("C", bench_bandwidth),
+                    ("D", bench_engine)):
+        if sec in sections:
+            rows.extend(fn(quick))
+    return dict(info=info, rows=rows)
+
+
+def print_table(result: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(soft_wrap=True)
+    info = result["info"]
+    console.print(f"[bold]saddle benchmarks[/bold] on {info['processor']}, {info['cpu_count']} "
+                  f"cores, JAX {info['jax_version']} ({info['jax_backend']})")
+    rows = result["rows"]
+    a = [r for r in rows if r["section"] == "A"]
+    if a:
+        t = Table(title=f"A. Element-wise optimizers: {a[0]['seeds']} seeds, n = {a[0]['n']}, "
+                  f"{a[0]['steps']} steps, isotropic noise (target: >= 5x NumPy, <= 1.5x floor)")
+        for col in ("optimizer", "backend", "runs/s", "NumPy runs/s", "x NumPy", "floor s",
+                    "time s", "x floor", "normals/s", "compile s"):
+            t.add_column(col)
+        for r in a:
+            t.add_row(r["optimizer"], r["backend"], f"{r['runs_per_s']:.1f}",
+                      f"{r['numpy_runs_per_s']:.2f}", f"{r['speedup_vs_numpy']:.1f}",
+                      f"{r['floor_s']:.2f}", f"{r['time_s']:.2f}", f"{r['ratio_to_floor']:.2f}",
+                      f"{r['normals_per_s'] / 1e6:.0f}M", f"{r['compile_s']:.2f}")
+        console.print(t)
+    b = [r for r in rows if r["section"] == "B"]
+    if b:
+        t = Table(title="B. Muon step, float32 (target: <= 1.2x matmul floor, <= 1.0x optax)")
+        for col in ("n", "step ms", "optax ms", "x optax", "matmul GFLOP/s", "floor ms",
+                    "x floor"):
+            t.add_column(col)
+        for r in b:
+            t.add_row(str(r["n"]), f"{r['step_s'] * 1e3:.3f}", f"{r['optax_step_s'] * 1e3:.3f}",
+                      f"{r['ratio_to_optax']:.2f}", f"{r['matmul_gflops']:.1f}",
+                      f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}")
+        console.print(t)
+    c = [r for r in rows if r["section"] == "C"]
+    if c:
+        t = Table(title="C. Element-wise steps against memory bandwidth (target: <= 1.5x floor)")
+        for col in ("optimizer", "n", "step ms", "floor ms", "x floor", "copy GB/s"):
+            t.add_column(col)
+        for r in c:
+            t.add_row(r["optimizer"], str(r["n"]), f"{r['step_s'] * 1e3:.3f}",
+                      f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}",
+                      f"{r['copy_gb_per_s']:.1f}")
+        console.print(t)
+    d = [r for r in rows if r["section"] == "D"]
+    if d:
+        t = Table(title="D. Engine steps/s, one run (compile time per structure; target < 5 s)")
+        for col in ("optimizer", "n", "basis", "backend", "steps/s", "compile s"):
+            t.add_column(col)
+        for r in d:
+            t.add_row(r["optimizer"], str(r["n"]), r["basis"], r["backend"],
+                      f"{r['steps_per_s']:.1f}", f"{r['compile_s']:.2f}")
+        console.print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")
+    p.add_argument("--sections", default="ABCD", help="which sections to run (default ABCD)")
+    p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
+                   help="where to write the JSON (default: benchmarks/results.json)")
+    args = p.parse_args(argv)
+    result = run(quick=args.quick, sections=args.sections.upper())
+    print_table(result)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+    return 0
