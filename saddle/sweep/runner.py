@@ -1,0 +1,263 @@
+"""Plan a sweep into runs, skip the finished ones, execute batches, store rows.
+
+A run is one (condition, seed, protocol) triple. Its ``run_id`` is a content hash of the
+normalized condition (:meth:`Config.config_hash`), the seed, the protocol and the learning
+rate multiplier, so the same run gets the same id in every sweep that contains it, and
+re-running a sweep (or a larger one) skips what is already stored.
+
+Runs are grouped into batches that share a compiled program (same structure and landscape
+arrays), at most ``batch_runs`` runs each. A batch is the unit of work and of storage: its
+rows land in one Parquet file, atomically, when it finishes. The engine's results do not
+depend on how runs are batched (fixed-size run blocks, deterministic reductions), so a
+resumed sweep, a sweep with another batch size and the Dask executor all give the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config
+from .protocols import find_stability_edge, matched_rms_lr
+from .spec import SweepSpec
+from .store import Store
+
+__all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport",
+           "RESULT_COLUMNS"]
+
+RESULT_COLUMNS = ("run_id", "config_hash", "sweep", "lr_protocol", "lr_multiplier", "D",
+                  "status", "escaped", "escape_time", "steps", "diverged", "final_loss",
+                  "final_distance", "wall_s")
+_BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    config: Config  # the point's config (seeds: the spec's count)
+    seed: int
+    lr_protocol: str
+    lr_multiplier: float
+
+
+def _hash(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def run_id(config: Config, seed: int, protocol: str, multiplier: float) -> str:
+    return _hash(dict(c=config.config_hash(), s=int(seed), p=protocol, k=float(multiplier)))
+
+
+def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run]:
+    """Every run of the spec, protocols resolved (stability-edge searches are cached)."""
+    runs: list[Run] = []
+    for point in spec.points:
+        c = point.config
+        proto = point.lr_protocol
+        variants: list[tuple[Config, float]]
+        if proto == "fixed":
+            variants = [(c, 1.0)]
+        elif proto == "matched_rms":
+            variants = [(c.replace(learning_rate=matched_rms_lr(c, spec.target_rms)), 1.0)]
+        elif proto == "tuned":
+            variants = [(c.replace(learning_rate=c.learning_rate * k), k) for k in spec.lr_grid]
+        else:  # stability_edge
+            key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid)))
+            edge = store.read_json(key) if store is not None else None
+            if edge is None:
+                if log is not None:
+                    log(f"stability edge: {c.optimizer} {c.m}x{c.n}")
+                edge = find_stability_edge(c, spec.edge_grid)
+                if store is not None:
+                    store.write_json(key, edge)
+            if edge["edge_lr"] is None:
+                continue  # diverges at every grid value: nothing to run (reported by results)
+            variants = [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
+        for cfg, k in variants:
+            for seed in c.seed_list:
+                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k)))
+    # Duplicates (e.g. the same condition listed twice) collapse to one run.
+    unique: dict[str, Run] = {}
+    for r in runs:
+        unique.setdefault(r.run_id, r)
+    return list(unique.values())
+
+
+def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Run]]:
+    """Group runs that share a compiled program; cut groups into batches."""
+    from ..engine import shared_arrays_key, structure_of
+
+    groups: dict[tuple, list[Run]] = {}
+    for r in runs:
+        groups.setdefault((structure_of(r.config), shared_arrays_key(r.config)), []).append(r)
+    batches = []
+    for members in groups.values():
+        D = members[0].config.D
+        size = batch_runs or max(1, min(256, _BATCH_ELEMENTS // D))
+        for i in range(0, len(members), size):
+            batches.append(members[i : i + size])
+    return batches
+
+
+def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | None) -> dict:
+    """Run one batch in this process; returns plain arrays (picklable, for Dask)."""
+    from .. import engine
+
+    out = engine.run_batch(configs, seeds, trace_stride=trace_stride)
+    return dict(
+        status=np.asarray(out.status), stop=np.asarray(out.stop_step),
+        loss=np.asarray(out.final_loss), dist=np.asarray(out.final_distance),
+        wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces,
+    )
+
+
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def batch_rows(batch: list[Run], result: dict, sweep: str) -> tuple[list[dict], pd.DataFrame | None]:
+    """Result rows (one per run) and the long-format trace rows of one batch."""
+    from .. import engine
+
+    per = result["wall_s"] / len(batch)
+    rows = []
+    for b, r in enumerate(batch):
+        st = int(result["status"][b])
+        status = {engine.ESCAPED: "escaped", engine.DIVERGED: "diverged"}.get(st, "censored")
+        d = r.config.to_dict()
+        d["seed"] = r.seed
+        row = dict(
+            run_id=r.run_id, config_hash=r.config.config_hash(), sweep=sweep,
+            lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=r.config.D,
+            status=status, escaped=status == "escaped",
+            escape_time=int(result["stop"][b]) if status == "escaped" else None,
+            steps=int(result["stop"][b]), diverged=status == "diverged",
+            final_loss=_finite(result["loss"][b]), final_distance=_finite(result["dist"][b]),
+            wall_s=per,
+        )
+        rows.append({**d, **row})
+    traces = None
+    if result.get("traces"):
+        frames = []
+        for r, tr in zip(batch, result["traces"], strict=True):
+            cols = {"run_id": r.run_id, "t": tr["t"]}
+            for k, v in tr.items():
+                if k == "t":
+                    continue
+                v = np.asarray(v)
+                if v.ndim == 2:
+                    for i in range(v.shape[1]):
+                        cols[f"escape_coordinate_{i}"] = v[:, i]
+                else:
+                    cols[k] = v
+            frames.append(pd.DataFrame(cols))
+        traces = pd.concat(frames, ignore_index=True) if frames else None
+    return rows, traces
+
+
+@dataclass
+class SweepReport:
+    total: int
+    skipped: int
+    ran: int
+    escaped: int
+    censored: int
+    diverged: int
+    batches: int
+    wall_s: float
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+ProgressFn = Callable[[int, dict], None]  # (runs just finished, counts so far)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out,
+    *,
+    executor: str = "local",
+    scheduler: str | None = None,
+    workers: int = 2,
+    batch_runs: int | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SweepReport:
+    """Run every unfinished run of ``spec`` and store the rows under ``out``.
+
+    Args:
+        executor: ``local`` (batched engine in this process) or ``dask``.
+        scheduler: a Dask scheduler address; None starts a ``LocalCluster`` of ``workers``
+            single-threaded worker processes.
+        on_start: called once with (runs to do, runs already stored).
+        on_progress: called with (runs finished since last call, running counts).
+    """
+    t0 = time.perf_counter()
+    store = Store(out).create()
+    runs = plan_runs(spec, store, log=log)
+    done = store.finished_ids()
+    todo = [r for r in runs if r.run_id not in done]
+    skipped = len(runs) - len(todo)
+    if on_start is not None:
+        on_start(len(todo), skipped)
+    batches = make_batches(todo, batch_runs or spec.batch_runs)
+    counts = dict(escaped=0, censored=0, diverged=0, done=0)
+
+    def commit(batch, result):
+        rows, traces = batch_rows(batch, result, spec.name)
+        store.write_batch(rows, traces)
+        for row in rows:
+            counts[row["status"]] += 1
+        counts["done"] += len(rows)
+        if on_progress is not None:
+            on_progress(len(rows), dict(counts))
+
+    if executor == "local":
+        for batch in batches:
+            commit(batch, execute_batch([r.config for r in batch], [r.seed for r in batch],
+                                        spec.trace_stride))
+    elif executor == "dask":
+        _run_dask(batches, spec, scheduler, workers, commit)
+    else:
+        raise ValueError(f"executor: got {executor!r}; allowed: local, dask")
+    return SweepReport(total=len(runs), skipped=skipped, ran=counts["done"],
+                       escaped=counts["escaped"], censored=counts["censored"],
+                       diverged=counts["diverged"], batches=len(batches),
+                       wall_s=time.perf_counter() - t0)
+
+
+def _run_dask(batches, spec, scheduler, workers, commit) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {}
+        for i, batch in enumerate(batches):
+            fut = client.submit(execute_batch, [r.config for r in batch],
+                                [r.seed for r in batch], spec.trace_stride, pure=False,
+                                key=f"saddle-batch-{i}-{batch[0].run_id}")
+            futures[fut] = batch
+        for fut in as_completed(list(futures)):
+            commit(futures[fut], fut.result())
+            fut.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

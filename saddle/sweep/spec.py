@@ -1,0 +1,271 @@
+"""Sweep specs: a TOML file of config fields where a list is an axis.
+
+A spec uses the config field names of ``saddle run``::
+
+    name = "dimension"          # optional label, stored with every row
+    seeds = 16                  # seeds per grid point (seed = first seed, default 0)
+    optimizer = ["adamw", "muon", "mano"]   # a list is an axis
+    m = [16, 32, 64, 128]
+    n = [16, 32, 64, 128]
+    zip = [["m", "n"]]          # axes that move together (equal lengths): 4 shapes, not 16
+    gamma = 0.1                 # a scalar is fixed
+    exclude = [{ optimizer = "mano", m = 128 }]   # drop points matching every key
+    lr_protocol = ["fixed", "tuned"]   # learning-rate protocols (an axis like any other)
+
+    [[variants]]                # optional: an axis whose values are groups of fields
+    optimizer = "muon"
+    orthogonalizer = "polar"
+    [[variants]]
+    optimizer = "muon"
+    orthogonalizer = "newton_schulz"
+
+The grid is the product of the axes (zipped axes count as one, ``variants`` is one more axis),
+minus the excluded points, times ``seeds`` seeds. In ``exclude`` a list value means "any of".
+A field set both as an axis and in a variant takes the variant's value.
+
+Sweep-only keys (not config fields):
+
+``name``, ``zip``, ``exclude``, ``variants``, ``lr_protocol`` (``fixed``, ``matched_rms``,
+``tuned``, ``stability_edge``; see :mod:`saddle.sweep.protocols`), ``lr_grid`` (multipliers of
+the base learning rate for ``tuned``; default ``[0.0625, 0.25, 1, 4, 16]``), ``target_rms``
+(for ``matched_rms``; default 2e-4 = 0.2 x 1e-3), ``edge_grid`` (candidate multipliers for
+``stability_edge``), ``trace_stride`` (store diagnostic traces of every k-th step) and
+``batch_runs`` (most runs per engine batch and per results file).
+
+Conditional fields (e.g. ``orthogonalizer`` for AdamW) are nulled by the config's
+normalization, so points that differ only in fields that do not apply collapse into one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import FIELDS, Config, load_toml
+from ..errors import SaddleInputError, suggest
+
+__all__ = ["SweepSpec", "Point", "load_spec", "parse_spec", "PROTOCOLS", "SPEC_KEYS"]
+
+PROTOCOLS = ("fixed", "matched_rms", "tuned", "stability_edge")
+DEFAULT_LR_GRID = (0.0625, 0.25, 1.0, 4.0, 16.0)
+DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 11))
+SPEC_KEYS = (
+    "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms", "edge_grid",
+    "trace_stride", "batch_runs",
+)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: a validated config (with its seeds) and its protocol."""
+
+    config: Config
+    lr_protocol: str = "fixed"
+    labels: tuple[tuple[str, Any], ...] = ()  # the axis values that define the point
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    points: list[Point]
+    seeds: int
+    lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
+    target_rms: float = 2e-4
+    edge_grid: tuple[float, ...] = DEFAULT_EDGE_GRID
+    trace_stride: int | None = None
+    batch_runs: int | None = None
+    axes: dict[str, list] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+
+    @property
+    def n_runs_nominal(self) -> int:
+        return len(self.points) * self.seeds
+
+
+def _err(key: str, got: Any, allowed: str) -> SaddleInputError:
+    return SaddleInputError(f"spec: {key}: got {got!r}; allowed: {allowed}")
+
+
+def _check_key(key: Any, where: str) -> None:
+    if not isinstance(key, str) or (key not in FIELDS and key not in SPEC_KEYS):
+        s = suggest(str(key), list(FIELDS) + list(SPEC_KEYS))
+        hint = f" (did you mean {s!r}?)" if s else ""
+        raise SaddleInputError(
+            f"spec: {where}{key!r} is not a config field or sweep key{hint}; see "
+            "'saddle run --help' and 'saddle sweep --help'"
+        )
+
+
+def _positive_floats(key: str, v: Any) -> tuple[float, ...]:
+    if not isinstance(v, list) or not v:
+        raise _err(key, v, "a non-empty list of positive numbers")
+    out = []
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x <= 0:
+            raise _err(key, v, "a non-empty list of positive, finite numbers")
+        out.append(float(x))
+    return tuple(out)
+
+
+def _positive_int(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise _err(key, v, "an integer >= 1")
+    return v
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a spec file (one-line :class:`SaddleInputError` on any problem)."""
+    data = load_toml(path)
+    default_name = Path(path).stem
+    return parse_spec(data, default_name=default_name)
+
+
+def parse_spec(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec:
+    """Validate a spec given as a dict and expand it into grid points."""
+    if not isinstance(data, Mapping):
+        raise SaddleInputError(f"spec: got {type(data).__name__}; allowed: a table of fields")
+    for key in data:
+        _check_key(key, "")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise _err("name", name, "a non-empty string")
+
+    # Sweep options.
+    lr_grid = _positive_floats("lr_grid", data["lr_grid"]) if "lr_grid" in data else DEFAULT_LR_GRID
+    edge_grid = (
+        tuple(sorted(_positive_floats("edge_grid", data["edge_grid"])))
+        if "edge_grid" in data else DEFAULT_EDGE_GRID
+    )
+    target_rms = data.get("target_rms", 2e-4)
+    if isinstance(target_rms, bool) or not isinstance(target_rms, int | float) or not (
+        math.isfinite(target_rms) and target_rms > 0
+    ):
+        raise _err("target_rms", target_rms, "a positive, finite number")
+    trace_stride = data.get("trace_stride")
+    if trace_stride is not None:
+        trace_stride = _positive_int("trace_stride", trace_stride)
+    batch_runs = data.get("batch_runs")
+    if batch_runs is not None:
+        batch_runs = _positive_int("batch_runs", batch_runs)
+
+    # Axes and fixed values.
+    fixed: dict[str, Any] = {}
+    axes: dict[str, list] = {}
+    for key, v in data.items():
+        if key in SPEC_KEYS and key != "lr_protocol":
+            continue
+        if isinstance(v, list):
+            if not v:
+                raise _err(key, v, "a non-empty list (an axis) or a single value")
+            if len({repr(x) for x in v}) != len(v):
+                raise _err(key, v, "a list without repeated values")
+            axes[key] = v
+        elif isinstance(v, Mapping):
+            raise _err(key, "a table", "a value or a list of values")
+        else:
+            fixed[key] = v
+    protocols = axes.get("lr_protocol", [fixed.get("lr_protocol", "fixed")])
+    for p in protocols:
+        if p not in PROTOCOLS:
+            s = suggest(str(p), PROTOCOLS)
+            hint = f" (did you mean {s!r}?)" if s else ""
+            raise _err("lr_protocol", p, ", ".join(PROTOCOLS) + hint)
+    for key in ("seeds", "seed"):
+        if key in axes:
+            raise _err(key, axes[key], "a single integer (seeds are not an axis)")
+
+    # Zipped axes.
+    zips = data.get("zip", [])
+    if not isinstance(zips, list) or not all(isinstance(z, list) for z in zips):
+        raise _err("zip", zips, 'a list of lists of axis names, e.g. [["m", "n"]]')
+    zipped: list[list[str]] = []
+    seen: set[str] = set()
+    for z in zips:
+        if len(z) < 2:
+            raise _err("zip", z, "groups of at least two axis names")
+        for k in z:
+            if k not in axes:
+                raise _err("zip", k, "names of list-valued fields in this spec (axes)")
+            if k in seen:
+                raise _err("zip", k, "each axis in at most one zip group")
+            seen.add(k)
+        lengths = {len(axes[k]) for k in z}
+        if len(lengths) != 1:
+            raise _err("zip", z, "axes of equal length (" + ", ".join(
+                f"{k} has {len(axes[k])}" for k in z) + ")")
+        zipped.append(list(z))
+
+    # Variants.
+    variants = data.get("variants", [{}])
+    if not isinstance(variants, list) or not variants or not all(
+        isinstance(v, Mapping) for v in variants
+    ):
+        raise _err("variants", variants, "a non-empty list of tables ([[variants]] blocks)")
+    for v in variants:
+        for k, val in v.items():
+            _check_key(k, "variants: ")
+            if k in SPEC_KEYS and k != "lr_protocol":
+                raise _err(f"variants.{k}", val, "config fields and lr_protocol only")
+            if isinstance(val, list | Mapping):
+                raise _err(f"variants.{k}", val, "a single value")
+
+    # Exclusions.
+    excludes = data.get("exclude", [])
+    if not isinstance(excludes, list) or not all(isinstance(x, Mapping) for x in excludes):
+        raise _err("exclude", excludes, "a list of tables, e.g. [{ optimizer = \"sgd\" }]")
+    for x in excludes:
+        if not x:
+            raise _err("exclude", x, "non-empty tables")
+        for k in x:
+            _check_key(k, "exclude: ")
+
+    # Expand: one "dimension" per zip group, per free axis, plus the variants.
+    dims: list[list[dict[str, Any]]] = []
+    for z in zipped:
+        dims.append([dict(zip(z, vals, strict=True)) for vals in zip(*(axes[k] for k in z),
+                                                                  strict=True)])
+    for k, vals in axes.items():
+        if k not in seen:
+            dims.append([{k: v} for v in vals])
+    dims.append([dict(v) for v in variants])
+
+    seeds = fixed.get("seeds", 1)
+    points: list[Point] = []
+    keys_seen: set[tuple[str, str]] = set()
+    for combo in itertools.product(*dims):
+        values = dict(fixed)
+        labels: list[tuple[str, Any]] = []
+        for part in combo:
+            values.update(part)
+            labels.extend(part.items())
+        if any(_matches(values, x) for x in excludes):
+            continue
+        protocol = values.pop("lr_protocol", "fixed")
+        if protocol not in PROTOCOLS:
+            raise _err("lr_protocol", protocol, ", ".join(PROTOCOLS))
+        config = Config.from_dict(values)
+        key = (config.config_hash(), protocol)
+        if key in keys_seen:  # fields that do not apply were nulled: same condition
+            continue
+        keys_seen.add(key)
+        points.append(Point(config, protocol, tuple(labels)))
+    if not points:
+        raise SaddleInputError("spec: exclude: every grid point is excluded; allowed: at least one point left")
+    return SweepSpec(
+        name=name, points=points, seeds=points[0].config.seeds, lr_grid=lr_grid,
+        target_rms=float(target_rms), edge_grid=edge_grid, trace_stride=trace_stride,
+        batch_runs=batch_runs, axes=axes, source=dict(data),
+    )
+
+
+def _matches(values: Mapping[str, Any], cond: Mapping[str, Any]) -> bool:
+    for k, want in cond.items():
+        have = values.get(k, FIELDS[k].default if k in FIELDS else None)
+        options = want if isinstance(want, list) else [want]
+        if have not in options:
+            return False
+    return True
