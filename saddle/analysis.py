@@ -30,7 +30,7 @@ def load_runs(out) -> pd.DataFrame:
 
 def condition_columns(df: pd.DataFrame) -> list[str]:
     cols = [c for c in FIELDS if c in df.columns and c not in _NOT_CONDITION]
-    return cols + [c for c in ("lr_protocol", "lr_multiplier") if c in df.columns]
+    return cols + [c for c in ("lr_protocol", "lr_multiplier", "aspect") if c in df.columns]
 
 
 def varying_columns(df: pd.DataFrame, exclude=()) -> list[str]:

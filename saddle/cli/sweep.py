@@ -54,6 +54,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.executor != "dask":
         raise SaddleInputError("--scheduler: given with --executor local; allowed: only with "
                                "--executor dask")
+    if args.executor == "dask":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise SaddleInputError("--executor: dask needs Dask distributed; allowed: local, or "
+                                   "install it with pip install -e '.[dask]'") from None
     workers = _positive_int("--workers", args.workers)
     batch_runs = _positive_int("--batch-runs", args.batch_runs)
     spec = load_spec(args.spec)  # validates every point before anything runs

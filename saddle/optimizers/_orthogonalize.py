@@ -45,16 +45,43 @@ def newton_schulz(
     return X.T if tall else X
 
 
-def polar_factor(X: jax.Array) -> jax.Array:
-    """The exact polar factor U V^T from the thin SVD X = U S V^T; zero maps to zero.
+def polar_factor(X: jax.Array, refine: int | None = None) -> jax.Array:
+    r"""The exact orthogonal polar factor U Vᵀ of X = U Σ Vᵀ; zero maps to zero.
 
     This is the idealized orthogonalizer the theory speaks of: every nonzero singular value
-    becomes exactly 1.
+    becomes 1. It is computed from the eigendecomposition of the small Gram matrix
+    (r×r, r = min(m, n)), ``X G^{-1/2}`` with ``G = XᵀX``, followed by ``refine`` cubic
+    Newton–Schulz steps ``P ← 1.5 P − 0.5 P PᵀP``, which converge quadratically to the polar
+    factor and remove the rounding the Gram matrix introduces (default: 2 steps when the Gram
+    matrix is float64, 10 when it is float32, enough to lift directions whose singular values
+    the float32 Gram matrix loses, down to ~1e-4 of the largest). Eigenvalues below
+    ``r · eps · λ_max`` are clamped to that floor, so every singular value of the first
+    estimate lies in [0, 1 + O(eps)], inside the cubic's basin; exactly zero singular values
+    stay zero (the partial isometry on X's range, as Newton–Schulz also gives). The Gram
+    eigendecomposition runs in float64 when x64 is enabled.
+
+    Why not the SVD: XLA's CPU SVD costs ~20 ms for one 64×64 float32 matrix, 10–30× the
+    symmetric eigensolver; tests compare this factor with the SVD's U Vᵀ to float rounding.
     """
     if X.ndim != 2:
         raise ValueError(f"polar_factor: got a {X.ndim}-D array; allowed: 2-D matrices")
-    U, _, Vt = jnp.linalg.svd(X, full_matrices=False)
-    O = U @ Vt
+    dtype = X.dtype
+    tall = X.shape[0] >= X.shape[1]
+    Y = X if tall else X.T  # Y is m×r with m >= r
+    wide = jnp.promote_types(dtype, jnp.float64) if jax.config.jax_enable_x64 else dtype
+    Yw = Y.astype(wide)
+    G = Yw.T @ Yw
+    w, V = jnp.linalg.eigh(G)
+    r = Y.shape[1]
+    floor = r * jnp.finfo(wide).eps * jnp.maximum(w[-1], jnp.finfo(wide).tiny)
+    inv_sqrt = jnp.where(w > 0, 1.0 / jnp.sqrt(jnp.maximum(w, floor)), 0.0)
+    P = (Yw @ (V * inv_sqrt)) @ V.T
+    if refine is None:
+        refine = 2 if wide == jnp.float64 else 10
+    for _ in range(refine):
+        P = 1.5 * P - 0.5 * P @ (P.T @ P)
+    P = P.astype(dtype)
+    O = P if tall else P.T
     return jnp.where(jnp.any(X != 0), O, jnp.zeros_like(O))
 
 

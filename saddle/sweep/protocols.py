@@ -64,7 +64,7 @@ def matched_rms_lr(config: Config, target_rms: float) -> float:
 
 
 def find_stability_edge(
-    config: Config, grid: tuple[float, ...], probe_seeds: int = 4, probe_steps: int = 500
+    config: Config, grid: tuple[float, ...], probe_seeds: int = 4, probe_steps: int = 300
 ) -> dict:
     """The largest learning rate on ``base * grid`` whose probes do not diverge.
 

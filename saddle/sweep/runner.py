@@ -32,7 +32,7 @@ from .store import Store
 __all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport",
            "RESULT_COLUMNS"]
 
-RESULT_COLUMNS = ("run_id", "config_hash", "sweep", "lr_protocol", "lr_multiplier", "D",
+RESULT_COLUMNS = ("run_id", "config_hash", "sweep", "lr_protocol", "lr_multiplier", "D", "aspect",
                   "status", "escaped", "escape_time", "steps", "diverged", "final_loss",
                   "final_distance", "wall_s")
 _BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
@@ -138,6 +138,7 @@ def batch_rows(batch: list[Run], result: dict, sweep: str) -> tuple[list[dict], 
         row = dict(
             run_id=r.run_id, config_hash=r.config.config_hash(), sweep=sweep,
             lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=r.config.D,
+            aspect=r.config.m / r.config.n,
             status=status, escaped=status == "escaped",
             escape_time=int(result["stop"][b]) if status == "escaped" else None,
             steps=int(result["stop"][b]), diverged=status == "diverged",

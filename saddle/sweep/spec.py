@@ -29,8 +29,10 @@ Sweep-only keys (not config fields):
 ``tuned``, ``stability_edge``; see :mod:`saddle.sweep.protocols`), ``lr_grid`` (multipliers of
 the base learning rate for ``tuned``; default ``[0.0625, 0.25, 1, 4, 16]``), ``target_rms``
 (for ``matched_rms``; default 2e-4 = 0.2 x 1e-3), ``edge_grid`` (candidate multipliers for
-``stability_edge``), ``trace_stride`` (store diagnostic traces of every k-th step) and
-``batch_runs`` (most runs per engine batch and per results file).
+``stability_edge``), ``trace_stride`` (store diagnostic traces of every k-th step),
+``batch_runs`` (most runs per engine batch and per results file), ``description`` (free text)
+and ``quick`` (a table of keys that replace the spec's own under ``--quick``, e.g.
+``quick = { seeds = 4, m = [32, 64] }``).
 
 Conditional fields (e.g. ``orthogonalizer`` for AdamW) are nulled by the config's
 normalization, so points that differ only in fields that do not apply collapse into one.
@@ -52,10 +54,10 @@ __all__ = ["SweepSpec", "Point", "load_spec", "parse_spec", "PROTOCOLS", "SPEC_K
 
 PROTOCOLS = ("fixed", "matched_rms", "tuned", "stability_edge")
 DEFAULT_LR_GRID = (0.0625, 0.25, 1.0, 4.0, 16.0)
-DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 11))
+DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 7))
 SPEC_KEYS = (
     "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms", "edge_grid",
-    "trace_stride", "batch_runs",
+    "trace_stride", "batch_runs", "quick", "description",
 )
 
 
@@ -117,19 +119,32 @@ def _positive_int(key: str, v: Any) -> int:
     return v
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
     """Read and validate a spec file (one-line :class:`SaddleInputError` on any problem)."""
     data = load_toml(path)
     default_name = Path(path).stem
-    return parse_spec(data, default_name=default_name)
+    return parse_spec(data, default_name=default_name, quick=quick)
 
 
-def parse_spec(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec:
+def parse_spec(data: Mapping[str, Any], default_name: str = "sweep", quick: bool = False) -> SweepSpec:
     """Validate a spec given as a dict and expand it into grid points."""
     if not isinstance(data, Mapping):
         raise SaddleInputError(f"spec: got {type(data).__name__}; allowed: a table of fields")
     for key in data:
         _check_key(key, "")
+    data = dict(data)
+    overrides = data.pop("quick", {})
+    if not isinstance(overrides, Mapping):
+        raise _err("quick", overrides, "a table of spec keys")
+    for key in overrides:
+        _check_key(key, "quick: ")
+        if key in ("quick", "name"):
+            raise _err(f"quick.{key}", overrides[key], "other spec keys")
+    if quick:
+        data.update(overrides)
+    description = data.pop("description", "")
+    if not isinstance(description, str):
+        raise _err("description", description, "a string")
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise _err("name", name, "a non-empty string")
@@ -161,8 +176,6 @@ def parse_spec(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpe
         if isinstance(v, list):
             if not v:
                 raise _err(key, v, "a non-empty list (an axis) or a single value")
-            if len({repr(x) for x in v}) != len(v):
-                raise _err(key, v, "a list without repeated values")
             axes[key] = v
         elif isinstance(v, Mapping):
             raise _err(key, "a table", "a value or a list of values")
@@ -222,6 +235,14 @@ def parse_spec(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpe
             raise _err("exclude", x, "non-empty tables")
         for k in x:
             _check_key(k, "exclude: ")
+
+    for k, vals in axes.items():
+        if k not in seen and len({repr(x) for x in vals}) != len(vals):
+            raise _err(k, vals, "a list without repeated values")
+    for z in zipped:
+        tuples = list(zip(*(axes[k] for k in z), strict=True))
+        if len({repr(t) for t in tuples}) != len(tuples):
+            raise _err("zip", z, "zipped axes without repeated value combinations")
 
     # Expand: one "dimension" per zip group, per free axis, plus the variants.
     dims: list[list[dict[str, Any]]] = []
