@@ -115,7 +115,12 @@ def _record(row, W_old, W, w_star, M, r, loss, sq, dist):
     row[r + 7] = np.linalg.norm(Mr, 2)
 
 
-@nb.njit(cache=True, fastmath={"reassoc", "contract", "nsz"})
+# Only "contract" (FMA) is allowed. With "reassoc" LLVM vectorizes the float64 loss
+# reductions and versions each loop behind run-time alias checks on the array addresses;
+# the vector and scalar versions round differently, so a run's result depended on where
+# the allocator put its buffers (about 1 process in 6 differed in the last bits). Costs
+# about 15% at 32x32.
+@nb.njit(cache=True, fastmath={"contract"})
 def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, seed, max_steps,
              noise_on, stride, trace, tmark):
     m, n = W.shape
@@ -141,6 +146,8 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
     loss, sq, dist = _stats(W, w_star, lam, quartic, r)
     lr_, b1_, b2_, eps_, wd_, mom_ = dt(lr), dt(b1), dt(b2), dt(eps), dt(wd), dt(mom)
     W_old = np.empty_like(W) if stride > 0 else W
+    counted = 0  # steps whose update had a non-zero escape component (entry [0, 0])
+    lost = 0  # ... of which rounding W + U changed that component by more than half
     t = 0
     while True:
         diverged = not (math.isfinite(loss) and math.isfinite(sq)) or loss > max_loss
@@ -149,11 +156,11 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
         else:
             met = loss <= -loss_drop
         if diverged:
-            return DIVERGED, t, loss, dist
+            return DIVERGED, t, loss, dist, counted, lost
         if met and t >= 1:
-            return ESCAPED, t, loss, dist
+            return ESCAPED, t, loss, dist, counted, lost
         if t >= max_steps:
-            return CENSORED, t, loss, dist
+            return CENSORED, t, loss, dist, counted, lost
         tracing = stride > 0 and t % stride == 0
         if tracing:
             W_old[:, :] = W
@@ -163,6 +170,8 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             buf[:] = 0
         qsq = dt(quartic * sq)
         count = t + 1
+        w00 = W[0, 0]
+        u00 = dt(0.0)  # the update's escape component (recomputed after the pass below)
         half = 0.0  # sum of lam x^2 over the new iterate, accumulated as it is written
         nsq = 0.0
         if opt == 0:  # AdamW
@@ -183,6 +192,7 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     xn = float(w) - float(w_star[i, j])
                     half += float(lam[i, j]) * xn * xn
                     nsq += xn * xn
+            u00 = lr_ * ((m1[0, 0] / bc1) / (np.sqrt(m2[0, 0] / bc2) + eps_) + wd_ * w00)
         elif opt == 1 or opt == 2:  # SGD, sign descent
             for i in range(m):
                 rm = row_mult[i]
@@ -200,6 +210,14 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     xn = float(w) - float(w_star[i, j])
                     half += float(lam[i, j]) * xn * xn
                     nsq += xn * xn
+            M0 = m1[0, 0]
+            if opt == 1:
+                x0 = w00 - w_star[0, 0]
+                g0 = lam[0, 0] * x0 + qsq * x0 + row_mult[0] * buf[0]
+                d0 = g0 + mom_ * M0 if nesterov else M0
+            else:
+                d0 = dt(np.sign(M0))
+            u00 = lr_ * (d0 + wd_ * w00)
         elif opt == 3:  # normalized GD: the norm needs a pass of its own
             nrm = 0.0
             for i in range(m):
@@ -218,6 +236,7 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     xn = float(w) - float(w_star[i, j])
                     half += float(lam[i, j]) * xn * xn
                     nsq += xn * xn
+            u00 = lr_ * (m1[0, 0] * inv + wd_ * w00)
         else:  # Mano: momentum and slice sums, then the tangent direction, then the update
             k = t % 2
             nk = dt(0.2 * math.sqrt(m if k == 0 else n))
@@ -262,6 +281,12 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     xn = float(w) - float(w_star[i, j])
                     half += float(lam[i, j]) * xn * xn
                     nsq += xn * xn
+            u00 = lr_ * (nk * v[0, 0] * dt(slice_b[0]) + wd_ * w00)
+        intended = -float(u00)
+        if intended != 0.0:
+            counted += 1
+            if abs((float(W[0, 0]) - float(w00)) - intended) > 0.5 * abs(intended):
+                lost += 1
         if tracing:
             _record(trace[t // stride], W_old, W, w_star, m1, r, loss, sq, dist)
             tmark[t // stride] = t
@@ -273,7 +298,7 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             d2 += x * x
         dist = math.sqrt(d2)
         t += 1
-    return RUNNING, t, loss, dist  # unreachable
+    return RUNNING, t, loss, dist, counted, lost  # unreachable
 
 
 @nb.njit(parallel=True, cache=True)
@@ -281,7 +306,8 @@ def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars,
               max_steps, noise_on, stride, traces, tmarks):
     """Run every row of ``scalars`` (one run each) to escape, divergence or its budget.
 
-    Returns (status, stop step, final loss, final escape distance), one entry per run. With
+    Returns (status, stop step, final loss, final escape distance, steps with a non-zero
+    escape-direction update, those of them lost to rounding), one entry per run. With
     ``stride`` > 0, iterate t (t % stride == 0) of run b fills ``traces[b, t // stride]``
     and sets ``tmarks[b, t // stride] = t``.
     """
@@ -291,6 +317,8 @@ def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars,
     stop = np.empty(K, np.int64)
     loss = np.empty(K, np.float64)
     dist = np.empty(K, np.float64)
+    counted = np.empty(K, np.int64)
+    lost = np.empty(K, np.int64)
     for b in nb.prange(K):
         sc = scalars[b]
         lam = np.empty((m, n), bulk.dtype)
@@ -300,14 +328,16 @@ def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars,
         for i in range(r):
             lam[i, i] = -sc[6]
         W = np.empty((m, n), bulk.dtype)
-        st, tt, ll, dd = _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r,
+        st, tt, ll, dd, cc, lo = _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r,
                                   sc, seeds[b], max_steps[b], noise_on, stride, traces[b],
                                   tmarks[b])
         status[b] = st
         stop[b] = tt
         loss[b] = ll
         dist[b] = dd
-    return status, stop, loss, dist
+        counted[b] = cc
+        lost[b] = lo
+    return status, stop, loss, dist, counted, lost
 
 
 def compiled(dtype) -> bool:
