@@ -102,6 +102,8 @@ def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
             escaped=int(e.sum()),
             censored=int((g["status"] == "censored").sum()),
             diverged=int(g["diverged"].sum()),
+            signal_lost=int(g["signal_lost"].fillna(False).astype(bool).sum())
+            if "signal_lost" in g.columns else 0,
             success_rate=float(e.mean()),
             median=med.estimate,
             median_low=med.low,

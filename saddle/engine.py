@@ -52,11 +52,18 @@ __all__ = [
     "make_optimizer",
     "run_keys",
     "block_size",
+    "SIGNAL_LOST_FRACTION",
     "compile_count",
     "TRACE_FIELDS",
 ]
 
 RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
+
+# A run whose escape-direction updates were lost to rounding (W + U moved the first escape
+# coordinate by less than half, or more than 1.5x, of the update's own component) in at
+# least this fraction of its steps is flagged ``signal_lost``: in float32 the iterate's
+# entries can be so large next to the update that the escape signal never reaches W.
+SIGNAL_LOST_FRACTION = 0.5
 
 # Per-run scalars: these may differ between the runs of one compiled batch.
 SCALAR_FIELDS = (
@@ -252,6 +259,9 @@ class BatchOutput(NamedTuple):
     wall_s: float  # execution time of the batch, compile excluded
     compile_s: float  # time to lower and compile (0 when cached)
     traces: list | None = None  # per run: {field: array over recorded steps}, if asked for
+    # per run: the fraction of steps whose escape-direction update was lost to rounding (see
+    # SIGNAL_LOST_FRACTION); None only from callers that build outputs by hand
+    lost_fraction: np.ndarray | None = None
 
 
 def _landscape(structure: Structure, shared, s) -> SpectralSaddle:
@@ -349,6 +359,14 @@ class _Carry(NamedTuple):
     stop: jax.Array
     loss: jax.Array
     dist: jax.Array
+    counted: jax.Array  # steps whose update had a non-zero escape component
+    lost: jax.Array  # ... of which rounding W + U changed that component by more than half
+
+
+def _rounding_lost(intended, realized):
+    """Whether adding an update moved the first escape coordinate by less than half, or more
+    than one and a half times, what the update itself says (rounding of W + U at work)."""
+    return (intended != 0) & (jnp.abs(realized - intended) > 0.5 * jnp.abs(intended))
 
 
 def _programs(structure: Structure, stride: int, points: int):
@@ -379,7 +397,13 @@ def _programs(structure: Structure, stride: int, points: int):
         Xi = _noise(structure, shared, s).sample(generator(structure.rng, k_noise, t), shape, dtype)
         opt = make_optimizer(structure, s)
         updates, opt_state = opt.update(g + Xi, opt_state, W)
-        return W + updates, opt_state
+        W_new = W + updates
+        # Signal-loss check: the update's own escape component against the change that
+        # survived rounding in W + U (W_new - W is exact: Sterbenz).
+        L = _landscape(structure, shared, s)
+        intended = L.direction_coordinates(updates)[0]
+        realized = L.direction_coordinates(W_new - W)[0]
+        return W_new, opt_state, intended, realized
 
     def trace_one(shared, s, W, W_new, mu, a, f):
         return _trace_row(_landscape(structure, shared, s), W, W_new, mu, a, f)
@@ -393,8 +417,9 @@ def _programs(structure: Structure, stride: int, points: int):
         B = seeds.shape[0]
         W, opt_state = jax.vmap(init_one, in_axes=(None, 0, 0))(shared, s, k_init)
         zeros = jnp.zeros((B,), dtype)
-        return _Carry(jnp.asarray(0, jnp.int32), W, opt_state, jnp.zeros((B,), jnp.int32),
-                      max_steps, zeros, zeros)
+        izeros = jnp.zeros((B,), jnp.int32)
+        return _Carry(jnp.asarray(0, jnp.int32), W, opt_state, izeros, max_steps, zeros, zeros,
+                      izeros, izeros)
 
     def advance(shared, scalars, seeds, max_steps, carry, until):
         s = cast(scalars)
@@ -430,9 +455,11 @@ def _programs(structure: Structure, stride: int, points: int):
             loss = jnp.where(running, f, c.loss)
             dist = jnp.where(running, d, c.dist)
             go_on = new_status == RUNNING
-            W_new, opt_new = jax.vmap(step_one, in_axes=(None, 0, 0, None, 0, 0, 0))(
-                shared, s, k_noise, i, c.W, g, c.opt_state
-            )
+            W_new, opt_new, intended, realized = jax.vmap(
+                step_one, in_axes=(None, 0, 0, None, 0, 0, 0)
+            )(shared, s, k_noise, i, c.W, g, c.opt_state)
+            counted = c.counted + (go_on & (intended != 0)).astype(jnp.int32)
+            lost = c.lost + (go_on & _rounding_lost(intended, realized)).astype(jnp.int32)
 
             def keep(new, old):
                 mask = go_on.reshape(go_on.shape + (1,) * (new.ndim - 1))
@@ -453,7 +480,7 @@ def _programs(structure: Structure, stride: int, points: int):
                     return buf, tmark
 
                 buf, tmark = jax.lax.cond(i % stride == 0, record, lambda b: b, (buf, tmark))
-            c = _Carry(i + 1, W, opt_state, new_status, stop, loss, dist)
+            c = _Carry(i + 1, W, opt_state, new_status, stop, loss, dist, counted, lost)
             return c, buf, tmark
 
         carry, buf, tmark = jax.lax.while_loop(cond, body, (carry, buf, tmark))
@@ -548,17 +575,24 @@ def run_batch(
                         sink(b, _rows_to_trace(tmark[k][ok], buf[k][ok], structure.escape_rank))
             if not bool(jnp.any(carry.status == RUNNING)):
                 break
-        outs.append(jax.block_until_ready((carry.status, carry.stop, carry.loss, carry.dist)))
+        outs.append(jax.block_until_ready(
+            (carry.status, carry.stop, carry.loss, carry.dist, carry.counted, carry.lost)))
         if on_block is not None:
             on_block(min((j + 1) * K, B))
     wall = time.perf_counter() - t0
-    status, stop, loss, dist = (
-        np.concatenate([np.asarray(o[i]) for o in outs])[:B] for i in range(4)
+    status, stop, loss, dist, counted, lost = (
+        np.concatenate([np.asarray(o[i]) for o in outs])[:B] for i in range(6)
     )
     traces = None
     if stride and trace_sink is None:
         traces = [_concat_traces(collected.get(b, []), structure.escape_rank) for b in range(B)]
-    return BatchOutput(status, stop, loss, dist, wall, compile_s, traces)
+    return BatchOutput(status, stop, loss, dist, wall, compile_s, traces,
+                       _lost_fraction(counted, lost))
+
+
+def _lost_fraction(counted, lost) -> np.ndarray:
+    counted = np.asarray(counted, np.float64)
+    return np.where(counted > 0, np.asarray(lost, np.float64) / np.maximum(counted, 1), 0.0)
 
 
 def _rows_to_trace(t: np.ndarray, rows: np.ndarray, r: int) -> dict[str, np.ndarray]:
@@ -644,9 +678,11 @@ def _run_numba(
         if on_block is not None:
             on_block(min(start + _NUMBA_CHUNK, B))
     wall = time.perf_counter() - t0
-    status, stop, loss, dist = (np.concatenate([o[i] for o in outs]) for i in range(4))
+    status, stop, loss, dist, counted, lost = (
+        np.concatenate([o[i] for o in outs]) for i in range(6))
     return BatchOutput(
-        status.astype(np.int32), stop.astype(np.int32), loss, dist, wall, compile_s, traces
+        status.astype(np.int32), stop.astype(np.int32), loss, dist, wall, compile_s, traces,
+        _lost_fraction(counted, lost),
     )
 
 

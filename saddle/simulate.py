@@ -27,6 +27,9 @@ class RunResult:
     ``escape_time`` is None unless the run escaped; ``steps`` is the number of optimizer
     steps taken (the escape time, the divergence step, or ``max_steps`` if censored).
     ``wall_s`` is the run's share of its batch's execution time (compile excluded).
+    ``signal_lost`` is True when, in at least half of its steps, rounding W + U lost the
+    update's escape component (see :data:`saddle.engine.SIGNAL_LOST_FRACTION`): the run's
+    escape time (or its censoring) then says more about float32 than about the dynamics.
     """
 
     seed: int
@@ -36,6 +39,7 @@ class RunResult:
     diverged: bool
     final_loss: float | None
     wall_s: float
+    signal_lost: bool = False
 
     @property
     def status(self) -> str:
@@ -62,6 +66,7 @@ class SimulationResult:
             escaped=int(esc.sum()),
             censored=int(sum(r.status == "censored" for r in self.runs)),
             diverged=int(sum(r.diverged for r in self.runs)),
+            signal_lost=int(sum(r.signal_lost for r in self.runs)),
             success_rate=success_rate(esc),
             median_escape_time=med.as_dict()["estimate"],
             median_escape_time_ci=[med.as_dict()["low"], med.as_dict()["high"]],
@@ -91,6 +96,8 @@ def _results(out: engine.BatchOutput, seeds) -> list[RunResult]:
                 diverged=st == engine.DIVERGED,
                 final_loss=loss if math.isfinite(loss) else None,
                 wall_s=per,
+                signal_lost=bool(out.lost_fraction is not None
+                                 and out.lost_fraction[b] >= engine.SIGNAL_LOST_FRACTION),
             )
         )
     return results

@@ -1,6 +1,7 @@
 """`saddle run` through the real console script."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -61,3 +62,42 @@ def test_bad_input_is_one_line_exit_2(args, field):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert field in lines[0] and "Traceback" not in proc.stderr
+
+
+ALL_OPTIMIZERS = ["adamw", "muon", "mano", "sgd", "sign_descent", "normalized_gd"]
+
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS)
+def test_plain_run_with_defaults_escapes_for_every_optimizer(opt):
+    r = subprocess.run([sys.executable, "-m", "saddle", "run", "--optimizer", opt, "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["runs"] and all(x["escaped"] and not x["diverged"] for x in out["runs"])
+    assert all(x["escape_time"] <= out["config"]["max_steps"] for x in out["runs"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS)
+@pytest.mark.parametrize("m, n", [(64, 64), (128, 32), (1024, 1024)])
+def test_every_optimizer_runs_at_the_issue_shapes(opt, m, n):
+    from saddle import Config
+    from saddle.simulate import simulate
+
+    steps = 5 if m * n > 10**5 else 50
+    res = simulate(Config.from_dict(optimizer=opt, m=m, n=n, max_steps=steps, seeds=2))
+    assert len(res.runs) == 2
+    assert all(not r.diverged and r.steps <= steps and math.isfinite(r.final_loss)
+               for r in res.runs)
+
+
+def test_run_warns_on_stderr_when_float32_loses_the_signal():
+    args = ["--optimizer", "sgd", "--m", "16", "--n", "16", "--basis", "coherent",
+            "--noise", "none", "--gamma", "0.01", "--learning-rate", "0.01",
+            "--init-escape", "1e-3", "--saddle-point", "random", "--saddle-point-scale", "1e4",
+            "--max-steps", "500", "--seeds", "2", "--json"]
+    r = subprocess.run([sys.executable, "-m", "saddle", "run", *args],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert all(x["signal_lost"] for x in json.loads(r.stdout)["runs"])
+    assert "2 of 2 runs lost the escape signal to float32 rounding" in r.stderr

@@ -145,7 +145,7 @@ def test_rows_have_every_config_field_and_results(tmp_path):
     run_sweep(spec, tmp_path)
     df = Store(tmp_path).runs()
     for c in list(FIELDS) + ["escaped", "escape_time", "steps", "diverged", "final_loss",
-                             "wall_s", "config_hash", "run_id"]:
+                             "wall_s", "config_hash", "run_id", "signal_lost"]:
         assert c in df.columns, c
     cens = df[~df["escaped"]]
     assert cens["escape_time"].isna().all() and (cens["steps"] == 50).all()

@@ -106,14 +106,16 @@ def _print(table, exps, out, n, df) -> None:
     t = Table(title=f"{out}: {n} runs (KM median: censored and diverged runs are censored)")
     keys = display_columns(df, [c for c in table.columns if c not in (
         "runs", "escaped", "censored", "diverged", "success_rate", "median", "median_low",
-        "median_high", "mean_escaped", "max_steps", "D")])
-    for c in keys + ["runs", "success", "KM median [95% CI]", "mean escaped", "diverged"]:
+        "median_high", "mean_escaped", "max_steps", "D", "signal_lost")])
+    lost = "signal_lost" in table.columns and bool(table["signal_lost"].sum())
+    for c in keys + ["runs", "success", "KM median [95% CI]", "mean escaped", "diverged"] + (
+            ["lost to rounding"] if lost else []):
         t.add_column(c)
     for r in table.to_dict("records"):
         ci = f"{_fmt(r['median'])} [{_fmt(r['median_low'])}, {_fmt(r['median_high'])}]"
         t.add_row(*[_fmt(r[c], 4) if isinstance(r[c], float) else str(r[c]) for c in keys],
                   str(r["runs"]), f"{r['success_rate']:.2f}", ci, _fmt(r["mean_escaped"], 1),
-                  str(r["diverged"]))
+                  str(r["diverged"]), *([str(r["signal_lost"])] if lost else []))
     console.print(t)
     if exps is not None and len(exps):
         e = Table(title="Dimension exponent b: log median = a + b log D (95% bootstrap CI)")

@@ -122,7 +122,10 @@ class SpectralSaddle(AbstractLandscape):
 
     # --- the escape subspace -------------------------------------------------------------
     def escape_coordinates(self, W: jax.Array) -> jax.Array:
-        X = W - self.w_star
+        return self.direction_coordinates(W - self.w_star)
+
+    def direction_coordinates(self, X: jax.Array) -> jax.Array:
+        """<p_i q_i^T, X> for i < r: the escape coordinates of a displacement X (linear)."""
         r = self.escape_rank
         if self.coherent:
             idx = jnp.arange(r)

@@ -34,7 +34,7 @@ __all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "Sw
 
 RESULT_COLUMNS = ("run_id", "config_hash", "sweep", "lr_protocol", "lr_multiplier", "D", "aspect",
                   "status", "escaped", "escape_time", "steps", "diverged", "final_loss",
-                  "final_distance", "wall_s")
+                  "final_distance", "signal_lost", "rounding_lost_frac", "wall_s")
 _BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
 
 
@@ -115,7 +115,7 @@ def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | N
     return dict(
         status=np.asarray(out.status), stop=np.asarray(out.stop_step),
         loss=np.asarray(out.final_loss), dist=np.asarray(out.final_distance),
-        wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces,
+        lost=np.asarray(out.lost_fraction), wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces,
     )
 
 
@@ -143,6 +143,8 @@ def batch_rows(batch: list[Run], result: dict, sweep: str) -> tuple[list[dict], 
             escape_time=int(result["stop"][b]) if status == "escaped" else None,
             steps=int(result["stop"][b]), diverged=status == "diverged",
             final_loss=_finite(result["loss"][b]), final_distance=_finite(result["dist"][b]),
+            signal_lost=bool(result["lost"][b] >= engine.SIGNAL_LOST_FRACTION),
+            rounding_lost_frac=float(result["lost"][b]),
             wall_s=per,
         )
         rows.append({**d, **row})
