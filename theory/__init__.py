@@ -1,1 +1,49 @@
-"""Part of the saddle lab."""
+"""Theory of the saddle lab: symbolic escape bounds, their assumptions, and resolvent numerics.
+
+Every result is a :class:`theory.Result` (sympy expression, checkable assumptions,
+lambdified numeric form, LaTeX). ``RESULTS`` maps names to results; ``applicable(config)``
+lists those about a config's optimizer (or about no optimizer in particular).
+
+Derivations: ``docs/theory/``. CLI: ``saddle bounds``.
+"""
+
+from __future__ import annotations
+
+from ._core import KINDS, QUANTITIES, Assumption, Result
+from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
+from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
+from .newton_schulz import NS_MIN_INPUT, NS_RANGE
+from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
+from .sgd import SGD_MEAN, SGD_SD
+from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
+
+__all__ = ["Result", "Assumption", "RESULTS", "applicable", "KINDS", "QUANTITIES", "certify"]
+
+RESULTS: dict[str, Result] = {
+    r.name: r
+    for r in (
+        POLAR_ALIGNMENT,
+        POLAR_ALIGNMENT_RANK_R,
+        NS_RANGE,
+        NS_MIN_INPUT,
+        MUON_BALLISTIC,
+        MUON_TOTAL,
+        MUON_NS_TOTAL,
+        BBP_THRESHOLD,
+        OVERLAP_LEFT,
+        OVERLAP_RIGHT,
+        D_EXPONENT,
+        SGD_MEAN,
+        SGD_SD,
+        ADAMW_ESCAPE,
+        ADAMW_STABILITY_LR,
+    )
+}
+
+# Results that only make sense on a trajectory state (no config-level value).
+STATE_ONLY = ("polar_alignment_rank_r",)
+
+
+def applicable(config) -> list[Result]:
+    """The results relevant to a config: those about its optimizer or about none."""
+    return [r for r in RESULTS.values() if r.applies_to(config) and r.name not in STATE_ONLY]
