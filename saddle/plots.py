@@ -69,7 +69,8 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
     """Escape-time bounds from theory/ along a dimension series (empty if none apply)."""
     try:
         import theory
-        from .config import Config, FIELDS
+
+        from .config import FIELDS, Config
     except ImportError:
         return {}
     results = getattr(theory, "RESULTS", None)
@@ -164,7 +165,8 @@ def _threshold(df: pd.DataFrame, x: str) -> float | None:
     """The spiked-matrix threshold on the x axis, from theory/, when it applies."""
     try:
         import theory
-        from .config import Config, FIELDS
+
+        from .config import FIELDS, Config
     except ImportError:
         return None
     results = getattr(theory, "RESULTS", None) or {}

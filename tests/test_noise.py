@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from saddle import Config
-from saddle import prng
+from saddle import Config, prng
 from saddle.noise import generator, kronecker_row_scales, make_noise
 
 
@@ -156,7 +155,6 @@ def test_generators_differ_but_agree_in_law():
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_pcg3d_normals_are_finite_at_the_extreme_words(dtype):
     """The largest and smallest uniforms must map to finite normals (erfinv(+-1) is inf)."""
-    import jax.lax
 
     # Find counters whose first pcg3d word has extreme top bits by brute force over a range.
     idx = jnp.arange(1 << 22, dtype=jnp.uint32)

@@ -87,8 +87,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _with_progress(spec, out, args, workers, batch_runs):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from ..sweep import run_sweep
 

@@ -1,0 +1,94 @@
+"""``saddle reproduce [--quick] [--out DIR]``: every experiment, the analysis, the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._common import ensure_out_dir, want_progress
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="run every experiment of simulations/ and write report.md, figures and results",
+        description="Run (or resume) the experiments that test the paper's claims C1-C4, fit "
+        "dimension exponents, check the theory's bounds, compute a verdict per claim, and "
+        "write DIR/report.md, DIR/*.png and DIR/results/ (Parquet). Re-running resumes.",
+    )
+    p.add_argument("--quick", action="store_true",
+                   help="fewer seeds and sizes (every experiment still runs; ~15 min on 2 cores)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default: results/reproduce-<date>)")
+    p.add_argument("--only", default=None, metavar="NAMES",
+                   help="comma-separated experiments to run (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..errors import SaddleInputError
+    from ..reproduce import EXPERIMENTS, default_out
+
+    names = EXPERIMENTS
+    if args.only:
+        names = tuple(n.strip() for n in args.only.split(",") if n.strip())
+        for n in names:
+            if n not in EXPERIMENTS:
+                raise SaddleInputError(f"--only: got {n!r}; allowed: {', '.join(EXPERIMENTS)}")
+    out = Path(args.out) if args.out else default_out()
+    if args.out is None:
+        out.parent.mkdir(exist_ok=True)
+    out = ensure_out_dir(out)
+    from ..reproduce import spec_path
+    from ..sweep import load_spec
+
+    for n in names:  # validate every spec before running anything
+        load_spec(spec_path(n), quick=args.quick)
+
+    from .. import reproduce
+
+    if want_progress(args):
+        run_info = _with_progress(out, args.quick, names)
+    else:
+        run_info = reproduce.run_experiments(out, args.quick, names)
+    a = reproduce.analyse(out)
+    figures = reproduce.make_figures(out, a)
+    report = reproduce.write_report(out, a, figures, run_info, args.quick)
+    if not args.quiet:
+        for v in a["verdicts"]:
+            print(f"{v.claim}: {v.verdict}", file=sys.stderr)
+    print(report)
+    return 0
+
+
+def _with_progress(out, quick, names):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..reproduce import run_experiments
+
+    with Progress(TextColumn("[bold]{task.description:<13}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("[green]{task.fields[escaped]} esc[/] · {task.fields[censored]} "
+                             "cens · [red]{task.fields[diverged]} div[/]"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) as bar:
+        def progress(name):
+            task = bar.add_task(name, total=None, escaped=0, censored=0, diverged=0)
+
+            def on_start(todo, skipped):
+                bar.update(task, total=todo)
+
+            def on_progress(k, counts):
+                bar.update(task, advance=k, escaped=counts["escaped"],
+                           censored=counts["censored"], diverged=counts["diverged"])
+
+            return on_start, on_progress
+
+        return run_experiments(out, quick, names, progress=progress, log=bar.console.log)
