@@ -363,3 +363,39 @@ def test_spec_files_in_simulations_parse():
     for path in sorted(Path(__file__).parent.parent.joinpath("simulations").glob("*.toml")):
         spec = load_spec(path)
         assert spec.points, path
+
+
+# --- fuzzing the spec parser -----------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from saddle.config import FIELDS  # noqa: E402
+from saddle.sweep.spec import SPEC_KEYS  # noqa: E402
+
+_fuzz_keys = st.sampled_from(sorted(set(FIELDS) | set(SPEC_KEYS)) + ["optimiser", "m_"])
+_fuzz_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 70), st.floats(allow_nan=True),
+    st.sampled_from(["adamw", "muon", "sgd", "coherent", "fixed", "tuned", "m", "n", ""]),
+)
+_fuzz_value = st.one_of(
+    _fuzz_scalar,
+    st.lists(_fuzz_scalar, max_size=3),
+    st.lists(st.lists(st.sampled_from(["m", "n", "sigma", "x"]), max_size=3), max_size=2),
+    st.lists(st.dictionaries(_fuzz_keys, _fuzz_scalar, max_size=2), max_size=2),
+    st.dictionaries(_fuzz_keys, _fuzz_scalar, max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_fuzz_keys, _fuzz_value, max_size=6), st.booleans())
+def test_fuzz_spec_parser_accepts_or_names_the_field(data, quick):
+    """Any spec table either parses into a plan of valid configs or fails with one line."""
+    try:
+        spec = parse_spec(dict(data), quick=quick)
+        runs = plan_runs(spec) if len(spec.points) * spec.seeds <= 2000 else []
+    except SaddleInputError as e:
+        assert "\n" not in str(e).strip() and "Traceback" not in str(e)
+    else:
+        assert spec.seeds >= 1
+        assert all(r.config.m >= 1 and r.config.n >= 1 for r in runs)
