@@ -18,7 +18,8 @@ def table() -> str:
         if spec.choices:
             allowed = ", ".join(f"`{c}`" for c in spec.choices) + f": {spec.help}"
         rows.append(f"| `{name}` | {spec.group} | {default} | {allowed.replace('|', '/')} |")
-    rows += ["", "Optimizer defaults (fields not listed do not apply and are normalized to null):", ""]
+    rows += ["", "Optimizer defaults (fields not listed do not apply and are normalized "
+             "to null):", ""]
     rows += ["| Optimizer | Defaults |", "|---|---|"]
     for opt, d in OPTIMIZER_DEFAULTS.items():
         items = ", ".join(f"`{k}={v}`" for k, v in d.items() if v is not None)

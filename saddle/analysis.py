@@ -15,7 +15,8 @@ import pandas as pd
 from .config import FIELDS
 from .stats import fit_exponent, km_median
 
-__all__ = ["load_runs", "condition_columns", "varying_columns", "display_columns", "summarize", "select_tuned",
+__all__ = ["load_runs", "condition_columns", "varying_columns", "display_columns", "summarize",
+           "select_tuned",
            "exponent_table", "times_and_events"]
 
 _NOT_CONDITION = {"seed", "seeds"}
@@ -147,7 +148,9 @@ def select_tuned(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rest, tuned.loc[keep]]).sort_values("run_id").reset_index(drop=True)
 
 
-def exponent_table(df: pd.DataFrame, by: list[str] | None = None, n_resamples: int = 999) -> pd.DataFrame:
+def exponent_table(
+    df: pd.DataFrame, by: list[str] | None = None, n_resamples: int = 999
+) -> pd.DataFrame:
     """Fitted dimension exponent b (log median = a + b log D) with a bootstrap CI per series.
 
     A series is a group of runs that differ in D (and seed) only. Tuned runs are reduced to

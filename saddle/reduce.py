@@ -20,12 +20,11 @@ __all__ = ["tree_sum", "tree_norm"]
 def tree_sum(x: jax.Array, axis: int | None = None, keepdims: bool = False) -> jax.Array:
     """Sum of ``x`` over ``axis`` (all axes if None) in a fixed pairwise order."""
     if axis is None:
-        out = _pairwise_last(x.reshape(-1))
+        out = _pairwise(x.reshape(-1), 0)[0]
         return out.reshape((1,) * x.ndim) if keepdims else out
     axis = axis % x.ndim
-    moved = jnp.moveaxis(x, axis, -1)
-    out = _pairwise_last(moved)
-    return jnp.expand_dims(out, axis) if keepdims else out
+    out = _pairwise(x, axis)
+    return out if keepdims else jnp.squeeze(out, axis)
 
 
 def tree_norm(x: jax.Array, axis: int | None = None, keepdims: bool = False) -> jax.Array:
@@ -33,15 +32,26 @@ def tree_norm(x: jax.Array, axis: int | None = None, keepdims: bool = False) -> 
     return jnp.sqrt(tree_sum(x * x, axis=axis, keepdims=keepdims))
 
 
-def _pairwise_last(x: jax.Array) -> jax.Array:
-    n = x.shape[-1]
+def _pairwise(x: jax.Array, axis: int) -> jax.Array:
+    """Halve ``x`` along ``axis`` until one entry is left (kept as a size-1 axis).
+
+    Reducing in place, without moving ``axis`` last, keeps each add a pass over contiguous
+    blocks: for a column reduction (axis 0) the halves are blocks of whole rows. Moving the
+    axis last instead made XLA's CPU backend transpose at every level (about 10x slower at
+    1024 x 1024). The order of the adds, and so every bit of the result, is the same.
+    """
+    n = x.shape[axis]
     if n == 0:
-        return jnp.zeros(x.shape[:-1], x.dtype)
+        shape = list(x.shape)
+        shape[axis] = 1
+        return jnp.zeros(shape, x.dtype)
     size = 1 << (n - 1).bit_length()
     if size != n:
-        pad = [(0, 0)] * (x.ndim - 1) + [(0, size - n)]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (0, size - n)
         x = jnp.pad(x, pad)
     while size > 1:
         size //= 2
-        x = x[..., :size] + x[..., size:]
-    return x[..., 0]
+        x = jax.lax.slice_in_dim(x, 0, size, axis=axis) + jax.lax.slice_in_dim(
+            x, size, 2 * size, axis=axis)
+    return x

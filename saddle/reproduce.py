@@ -440,7 +440,8 @@ def analyse(out: Path) -> dict:
         d = _with_label(select_tuned(dim))
         exps = exponent_table(d, by=["method", "lr_protocol", "noise", "aspect"])
     nsp = frames["ns_vs_polar"]
-    ns_exps = exponent_table(_with_label(nsp), by=["method", "sigma"]) if not nsp.empty else pd.DataFrame()
+    ns_exps = (exponent_table(_with_label(nsp), by=["method", "sigma"]) if not nsp.empty
+               else pd.DataFrame())
     traj = trajectory_table(frames["trajectories"], traces["trajectories"])
     drift = drift_table(frames["coherence"], traces["coherence"])
     gaps = gap_thresholds(frames["gap"])

@@ -114,7 +114,8 @@ def km_quantile_batch(times, escaped, level: float = 0.5) -> np.ndarray:
     t = np.asarray(times, dtype=float)
     e = np.asarray(escaped, dtype=bool)
     if t.shape != e.shape or t.ndim < 1 or t.shape[-1] == 0:
-        raise ValueError("km_quantile_batch: times and escaped must have one equal, non-empty shape")
+        raise ValueError(
+            "km_quantile_batch: times and escaped must have one equal, non-empty shape")
     n = t.shape[-1]
     # Sort by time, events first among equal times.
     order = np.lexsort((~e, t), axis=-1)

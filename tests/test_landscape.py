@@ -27,7 +27,8 @@ CASES = [
 
 
 def _landscape(case):
-    return make_landscape(Config.from_dict(dict(case, dtype="float64", gamma=case.get("gamma", 0.3))))
+    cfg = dict(case, dtype="float64", gamma=case.get("gamma", 0.3))
+    return make_landscape(Config.from_dict(cfg))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -162,7 +163,8 @@ def test_bases_are_orthogonal_and_mixing_interpolates():
     R = partial_rotation(rng, 40, 0.5)
     np.testing.assert_allclose(R @ R.T, np.eye(40), atol=1e-10)
     cohs = []
-    for basis, mixing in [("coherent", None), ("partial", 0.1), ("partial", 0.5), ("incoherent", None)]:
+    cases = [("coherent", None), ("partial", 0.1), ("partial", 0.5), ("incoherent", None)]
+    for basis, mixing in cases:
         d = dict(m=64, n=64, basis=basis, dtype="float64")
         if mixing is not None:
             d["mixing"] = mixing

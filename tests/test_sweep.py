@@ -236,7 +236,7 @@ def test_sigkill_and_resume_gives_the_rows_of_an_uninterrupted_sweep(tmp_path):
     out.mkdir()
     cmd = [sys.executable, "-m", "saddle", "sweep", str(spec), "--out", str(out), "--quiet"]
     rng = np.random.default_rng(int(time.time()))
-    for attempt in range(3):  # kill at random points, possibly several times
+    for _attempt in range(3):  # kill at random points, possibly several times
         p = subprocess.Popen(cmd, start_new_session=True)
         deadline = time.time() + 240
         target = int(rng.integers(1, 12))

@@ -42,7 +42,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             threshold = float(args.threshold)
         except ValueError:
-            raise SaddleInputError(f"--threshold: got {args.threshold!r}; allowed: a number") from None
+            raise SaddleInputError(
+                f"--threshold: got {args.threshold!r}; allowed: a number") from None
     try:
         per_group = int(args.runs)
         assert per_group >= 1

@@ -179,6 +179,8 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             bc2 = dt(1.0 - b2**count)
             for i in range(m):
                 rm = row_mult[i]
+                # The update pass has no reduction, so LLVM vectorizes it (sqrt and divide
+                # included); the float64 sums then run over the row in the same order.
                 for j in range(n):
                     x = W[i, j] - w_star[i, j]
                     g = lam[i, j] * x + qsq * x + rm * buf[i * n + j]
@@ -187,9 +189,9 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     m1[i, j] = a
                     m2[i, j] = b
                     step = (a / bc1) / (np.sqrt(b / bc2) + eps_)
-                    w = W[i, j] - lr_ * (step + wd_ * W[i, j])
-                    W[i, j] = w
-                    xn = float(w) - float(w_star[i, j])
+                    W[i, j] = W[i, j] - lr_ * (step + wd_ * W[i, j])
+                for j in range(n):
+                    xn = float(W[i, j]) - float(w_star[i, j])
                     half += float(lam[i, j]) * xn * xn
                     nsq += xn * xn
             u00 = lr_ * ((m1[0, 0] / bc1) / (np.sqrt(m2[0, 0] / bc2) + eps_) + wd_ * w00)
@@ -328,7 +330,8 @@ def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars,
         for i in range(r):
             lam[i, i] = -sc[6]
         W = np.empty((m, n), bulk.dtype)
-        st, tt, ll, dd, cc, lo = _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r,
+        st, tt, ll, dd, cc, lo = _one_run(opt, variant2, nesterov, crit, W, w_star, lam,
+                                          row_mult, r,
                                   sc, seeds[b], max_steps[b], noise_on, stride, traces[b],
                                   tmarks[b])
         status[b] = st

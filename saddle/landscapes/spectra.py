@@ -37,7 +37,8 @@ def marchenko_pastur_quantiles(u: np.ndarray, ratio: float) -> np.ndarray:
     dx = 0.5 * (b - a) * np.sin(theta)
     dens = np.sqrt(np.clip((b - x) * (x - a), 0, None)) / (2 * np.pi * q * np.maximum(x, 1e-300))
     integrand = dens * dx
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(theta))])
+    trap = 0.5 * (integrand[1:] + integrand[:-1]) * np.diff(theta)
+    cdf = np.concatenate([[0.0], np.cumsum(trap)])
     cdf /= cdf[-1]
     return np.interp(u, cdf, x)
 

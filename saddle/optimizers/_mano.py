@@ -105,9 +105,12 @@ def mano(
             M = mu * M + g
             V = g + mu * M if use_nesterov else M
             m, n = g.shape
-            d0 = mano_direction(V, p, 0, variant, eps) * (0.2 * math.sqrt(m))
-            d1 = mano_direction(V, p, 1, variant, eps) * (0.2 * math.sqrt(n))
-            direction = jnp.where(k == 0, d0, d1)
+            # cond, not where: outside vmap only the step's own axis is computed.
+            direction = jax.lax.cond(
+                k == 0,
+                lambda: mano_direction(V, p, 0, variant, eps) * (0.2 * math.sqrt(m)),
+                lambda: mano_direction(V, p, 1, variant, eps) * (0.2 * math.sqrt(n)),
+            )
             return decayed_step(direction, p, learning_rate, weight_decay), M
 
         ups, mus = map_leaves(leaf, grads, state.mu, params)

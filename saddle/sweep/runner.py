@@ -115,7 +115,8 @@ def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | N
     return dict(
         status=np.asarray(out.status), stop=np.asarray(out.stop_step),
         loss=np.asarray(out.final_loss), dist=np.asarray(out.final_distance),
-        lost=np.asarray(out.lost_fraction), wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces,
+        lost=np.asarray(out.lost_fraction), wall_s=float(out.wall_s),
+        compile_s=float(out.compile_s), traces=out.traces,
     )
 
 
@@ -124,7 +125,9 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def batch_rows(batch: list[Run], result: dict, sweep: str) -> tuple[list[dict], pd.DataFrame | None]:
+def batch_rows(
+    batch: list[Run], result: dict, sweep: str
+) -> tuple[list[dict], pd.DataFrame | None]:
     """Result rows (one per run) and the long-format trace rows of one batch."""
     from .. import engine
 

@@ -126,7 +126,9 @@ def load_spec(path: str | Path, quick: bool = False) -> SweepSpec:
     return parse_spec(data, default_name=default_name, quick=quick)
 
 
-def parse_spec(data: Mapping[str, Any], default_name: str = "sweep", quick: bool = False) -> SweepSpec:
+def parse_spec(
+    data: Mapping[str, Any], default_name: str = "sweep", quick: bool = False
+) -> SweepSpec:
     """Validate a spec given as a dict and expand it into grid points."""
     if not isinstance(data, Mapping):
         raise SaddleInputError(f"spec: got {type(data).__name__}; allowed: a table of fields")
@@ -254,7 +256,6 @@ def parse_spec(data: Mapping[str, Any], default_name: str = "sweep", quick: bool
             dims.append([{k: v} for v in vals])
     dims.append([dict(v) for v in variants])
 
-    seeds = fixed.get("seeds", 1)
     points: list[Point] = []
     keys_seen: set[tuple[str, str]] = set()
     for combo in itertools.product(*dims):
@@ -275,7 +276,8 @@ def parse_spec(data: Mapping[str, Any], default_name: str = "sweep", quick: bool
         keys_seen.add(key)
         points.append(Point(config, protocol, tuple(labels)))
     if not points:
-        raise SaddleInputError("spec: exclude: every grid point is excluded; allowed: at least one point left")
+        raise SaddleInputError(
+            "spec: exclude: every grid point is excluded; allowed: at least one point left")
     return SweepSpec(
         name=name, points=points, seeds=points[0].config.seeds, lr_grid=lr_grid,
         target_rms=float(target_rms), edge_grid=edge_grid, trace_stride=trace_stride,
