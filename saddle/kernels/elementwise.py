@@ -115,12 +115,137 @@ def _record(row, W_old, W, w_star, M, r, loss, sq, dist):
     row[r + 7] = np.linalg.norm(Mr, 2)
 
 
+# Row kernels. Each is a loop with no reduction and no early exit, so LLVM vectorizes it
+# (square root and divide included). Two things blocked that inside the big kernel:
+# numba's Python error model puts a ZeroDivisionError branch on every divide (an early
+# exit), and numba's merged variables kept the loop's temporaries live after the loop.
+_ROW = dict(cache=True, fastmath={"contract"}, error_model="numpy")
+
+
+@nb.njit(**_ROW)
+def _adamw_row(W, w_star, lam, m1, m2, noise, rm, qsq, b1, b2, bc1, bc2, eps, lr, wd):
+    # 1 - b1 with an integer 1 is float64 in numba, and it dragged the whole row into
+    # float64 (4x slower); the optimizer's arithmetic is in W's dtype, as in optax.
+    one = W.dtype.type(1)
+    c1 = one - b1
+    c2 = one - b2
+    for j in range(W.shape[0]):
+        x = W[j] - w_star[j]
+        g = lam[j] * x + qsq * x + rm * noise[j]
+        a = b1 * m1[j] + c1 * g
+        b = b2 * m2[j] + c2 * g * g
+        m1[j] = a
+        m2[j] = b
+        W[j] = W[j] - lr * ((a / bc1) / (np.sqrt(b / bc2) + eps) + wd * W[j])
+
+
+@nb.njit(**_ROW)
+def _momentum_row(W, w_star, lam, m1, noise, rm, qsq, mom, lr, wd, nesterov, sign):
+    """SGD (heavy ball or Nesterov) or sign descent, one row in place."""
+    for j in range(W.shape[0]):
+        x = W[j] - w_star[j]
+        g = lam[j] * x + qsq * x + rm * noise[j]
+        M = mom * m1[j] + g
+        m1[j] = M
+        if sign:
+            d = W.dtype.type(np.sign(M))
+        elif nesterov:
+            d = g + mom * M
+        else:
+            d = M
+        W[j] = W[j] - lr * (d + wd * W[j])
+
+
+@nb.njit(**_ROW)
+def _scaled_row(W, D, scale, lr, wd):
+    """W <- W - lr (scale * D + wd W): normalized GD's step."""
+    for j in range(W.shape[0]):
+        W[j] = W[j] - lr * (D[j] * scale + wd * W[j])
+
+
+@nb.njit(**_ROW)
+def _mano_row(W, v, nk, col_scale, lr, wd):
+    """W <- W - lr (nk v col_scale + wd W), a per-column scale (Mano's column step)."""
+    for j in range(W.shape[0]):
+        W[j] = W[j] - lr * (nk * v[j] * col_scale[j] + wd * W[j])
+
+
+@nb.njit(**_ROW)
+def _mano_row_const(W, v, nk, scale, lr, wd):
+    """The same with one scale for the whole row (Mano's row step)."""
+    for j in range(W.shape[0]):
+        W[j] = W[j] - lr * (nk * v[j] * scale + wd * W[j])
+
+
+@nb.njit(**_ROW)
+def _mano_momentum_row(W, w_star, lam, m1, noise, rm, qsq, mom, nesterov, v):
+    """Mano's momentum for one row: m1 <- mom m1 + g, v <- V (Nesterov or not)."""
+    for j in range(W.shape[0]):
+        x = W[j] - w_star[j]
+        g = lam[j] * x + qsq * x + rm * noise[j]
+        M = mom * m1[j] + g
+        m1[j] = M
+        v[j] = g + mom * M if nesterov else M
+
+
+@nb.njit(**_ROW)
+def _column_sums(W, v, sa, sb):
+    """Add this row's theta^2 and V theta to the per-column sums (float64)."""
+    for j in range(W.shape[0]):
+        th = float(W[j])
+        sa[j] += th * th
+        sb[j] += float(v[j]) * th
+
+
+@nb.njit(**_ROW)
+def _row_sums(W, v):
+    """(sum theta^2, sum V theta) over one row, float64, in order."""
+    a = 0.0
+    b = 0.0
+    for j in range(W.shape[0]):
+        th = float(W[j])
+        a += th * th
+        b += float(v[j]) * th
+    return a, b
+
+
+@nb.njit(**_ROW)
+def _tangent_columns(v, W, coef, sq):
+    """v <- v - coef[col] theta, adding the new v^2 to the per-column sums."""
+    dt = W.dtype.type
+    for j in range(W.shape[0]):
+        vv = v[j] - dt(coef[j]) * W[j]
+        v[j] = vv
+        sq[j] += float(vv) * float(vv)
+
+
+@nb.njit(**_ROW)
+def _tangent_row(v, W, coef):
+    """v <- v - coef theta over one row; returns sum v^2 (float64, in order)."""
+    total = 0.0
+    for j in range(W.shape[0]):
+        vv = v[j] - coef * W[j]
+        v[j] = vv
+        total += float(vv) * float(vv)
+    return total
+
+
+@nb.njit(**_ROW)
+def _row_stats(W, w_star, lam, half, nsq):
+    """(half + sum(lam x^2), nsq + sum(x^2)) for x = W - W*, in float64, added in order."""
+    for j in range(W.shape[0]):
+        x = float(W[j]) - float(w_star[j])
+        half += float(lam[j]) * x * x
+        nsq += x * x
+    return half, nsq
+
+
 # Only "contract" (FMA) is allowed. With "reassoc" LLVM vectorizes the float64 loss
 # reductions and versions each loop behind run-time alias checks on the array addresses;
 # the vector and scalar versions round differently, so a run's result depended on where
 # the allocator put its buffers (about 1 process in 6 differed in the last bits). Costs
 # about 15% at 32x32.
-@nb.njit(cache=True, fastmath={"contract"})
+@nb.njit(**_ROW)
 def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, seed, max_steps,
              noise_on, stride, trace, tmark):
     m, n = W.shape
@@ -143,6 +268,7 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
     v = np.empty_like(W)
     slice_a = np.empty(max(m, n))
     slice_b = np.empty(max(m, n))
+    scale_row = np.empty(n, W.dtype)
     loss, sq, dist = _stats(W, w_star, lam, quartic, r)
     lr_, b1_, b2_, eps_, wd_, mom_ = dt(lr), dt(b1), dt(b2), dt(eps), dt(wd), dt(mom)
     W_old = np.empty_like(W) if stride > 0 else W
@@ -172,46 +298,21 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
         count = t + 1
         w00 = W[0, 0]
         u00 = dt(0.0)  # the update's escape component (recomputed after the pass below)
-        half = 0.0  # sum of lam x^2 over the new iterate, accumulated as it is written
+        half = 0.0  # sum of lam x^2 over the new iterate
         nsq = 0.0
         if opt == 0:  # AdamW
             bc1 = dt(1.0 - b1**count)
             bc2 = dt(1.0 - b2**count)
             for i in range(m):
-                rm = row_mult[i]
-                # The update pass has no reduction, so LLVM vectorizes it (sqrt and divide
-                # included); the float64 sums then run over the row in the same order.
-                for j in range(n):
-                    x = W[i, j] - w_star[i, j]
-                    g = lam[i, j] * x + qsq * x + rm * buf[i * n + j]
-                    a = b1_ * m1[i, j] + (1 - b1_) * g
-                    b = b2_ * m2[i, j] + (1 - b2_) * g * g
-                    m1[i, j] = a
-                    m2[i, j] = b
-                    step = (a / bc1) / (np.sqrt(b / bc2) + eps_)
-                    W[i, j] = W[i, j] - lr_ * (step + wd_ * W[i, j])
-                for j in range(n):
-                    xn = float(W[i, j]) - float(w_star[i, j])
-                    half += float(lam[i, j]) * xn * xn
-                    nsq += xn * xn
+                _adamw_row(W[i], w_star[i], lam[i], m1[i], m2[i], buf[i * n:(i + 1) * n],
+                           row_mult[i], qsq, b1_, b2_, bc1, bc2, eps_, lr_, wd_)
+                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
             u00 = lr_ * ((m1[0, 0] / bc1) / (np.sqrt(m2[0, 0] / bc2) + eps_) + wd_ * w00)
         elif opt == 1 or opt == 2:  # SGD, sign descent
             for i in range(m):
-                rm = row_mult[i]
-                for j in range(n):
-                    x = W[i, j] - w_star[i, j]
-                    g = lam[i, j] * x + qsq * x + rm * buf[i * n + j]
-                    M = mom_ * m1[i, j] + g
-                    m1[i, j] = M
-                    if opt == 1:
-                        d = g + mom_ * M if nesterov else M
-                    else:
-                        d = dt(np.sign(M))
-                    w = W[i, j] - lr_ * (d + wd_ * W[i, j])
-                    W[i, j] = w
-                    xn = float(w) - float(w_star[i, j])
-                    half += float(lam[i, j]) * xn * xn
-                    nsq += xn * xn
+                _momentum_row(W[i], w_star[i], lam[i], m1[i], buf[i * n:(i + 1) * n],
+                              row_mult[i], qsq, mom_, lr_, wd_, nesterov, opt == 2)
+                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
             M0 = m1[0, 0]
             if opt == 1:
                 x0 = w00 - w_star[0, 0]
@@ -232,12 +333,8 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     nrm += float(M) * float(M)
             inv = dt(1.0 / max(math.sqrt(nrm), eps))
             for i in range(m):
-                for j in range(n):
-                    w = W[i, j] - lr_ * (m1[i, j] * inv + wd_ * W[i, j])
-                    W[i, j] = w
-                    xn = float(w) - float(w_star[i, j])
-                    half += float(lam[i, j]) * xn * xn
-                    nsq += xn * xn
+                _scaled_row(W[i], m1[i], inv, lr_, wd_)
+                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
             u00 = lr_ * (m1[0, 0] * inv + wd_ * w00)
         else:  # Mano: momentum and slice sums, then the tangent direction, then the update
             k = t % 2
@@ -245,18 +342,12 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             slice_a[:] = 0.0  # ||theta||^2 per slice
             slice_b[:] = 0.0  # <V, theta> per slice
             for i in range(m):
-                rm = row_mult[i]
-                for j in range(n):
-                    x = W[i, j] - w_star[i, j]
-                    g = lam[i, j] * x + qsq * x + rm * buf[i * n + j]
-                    M = mom_ * m1[i, j] + g
-                    m1[i, j] = M
-                    V = g + mom_ * M if nesterov else M
-                    v[i, j] = V
-                    idx = j if k == 0 else i
-                    th = float(W[i, j])
-                    slice_a[idx] += th * th
-                    slice_b[idx] += float(V) * th
+                _mano_momentum_row(W[i], w_star[i], lam[i], m1[i], buf[i * n:(i + 1) * n],
+                                   row_mult[i], qsq, mom_, nesterov, v[i])
+                if k == 0:
+                    _column_sums(W[i], v[i], slice_a, slice_b)
+                else:
+                    slice_a[i], slice_b[i] = _row_sums(W[i], v[i])
             nslices = n if k == 0 else m
             for q in range(nslices):
                 if variant2:
@@ -266,23 +357,22 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
                     slice_a[q] = slice_b[q] / (nt * nt)  # <V, th_hat> / max(||th||, eps)
                 slice_b[q] = 0.0
             for i in range(m):
-                for j in range(n):
-                    idx = j if k == 0 else i
-                    vv = v[i, j] - dt(slice_a[idx]) * W[i, j]
-                    v[i, j] = vv
-                    slice_b[idx] += float(vv) * float(vv)
+                if k == 0:
+                    _tangent_columns(v[i], W[i], slice_a, slice_b)
+                else:
+                    slice_b[i] = _tangent_row(v[i], W[i], dt(slice_a[i]))
             for q in range(nslices):
                 nv = math.sqrt(slice_b[q])
                 slice_b[q] = 1.0 / (nv + eps) if variant2 else 1.0 / max(nv, eps)
-            for i in range(m):
+            if k == 0:
                 for j in range(n):
-                    idx = j if k == 0 else i
-                    d = nk * v[i, j] * dt(slice_b[idx])
-                    w = W[i, j] - lr_ * (d + wd_ * W[i, j])
-                    W[i, j] = w
-                    xn = float(w) - float(w_star[i, j])
-                    half += float(lam[i, j]) * xn * xn
-                    nsq += xn * xn
+                    scale_row[j] = dt(slice_b[j])
+            for i in range(m):
+                if k == 0:
+                    _mano_row(W[i], v[i], nk, scale_row, lr_, wd_)
+                else:
+                    _mano_row_const(W[i], v[i], nk, dt(slice_b[i]), lr_, wd_)
+                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
             u00 = lr_ * (nk * v[0, 0] * dt(slice_b[0]) + wd_ * w00)
         intended = -float(u00)
         if intended != 0.0:
