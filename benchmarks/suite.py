@@ -14,6 +14,10 @@ C. AdamW and Mano steps at n = 1024 against the memory-bandwidth floor (bytes to
    measured copy bandwidth).
 D. Engine steps/s for one run of every optimizer at n in {64, 256, 1024}, and compile time
    per configuration structure.
+G. On a GPU: the Muon step at n up to 4096 against optax (float32) and torch (bf16), the
+   element-wise updates against the copy bandwidth, engine steps/s (:mod:`benchmarks.gpu`).
+
+By default the CPU sections (ABCD) run on a CPU and section G runs on a GPU.
 """
 
 from __future__ import annotations
@@ -263,7 +267,11 @@ def bench_engine(quick: bool) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False, sections: str = "ABCD") -> dict:
+def default_sections() -> str:
+    return "G" if jax.default_backend() == "gpu" else "ABCD"
+
+
+def run(quick: bool = False, sections: str | None = None) -> dict:
     info = dict(
         machine=platform.machine(),
         processor=platform.processor() or platform.machine(),
@@ -273,9 +281,13 @@ def run(quick: bool = False, sections: str = "ABCD") -> dict:
         cpu_count=__import__("os").cpu_count(),
         quick=quick,
     )
+    from .gpu import bench_gpu
+
+    sections = sections or default_sections()
+    info["device_kind"] = jax.devices()[0].device_kind
     rows: list[dict] = []
     for sec, fn in (("A", bench_elementwise), ("B", bench_muon), ("C", bench_bandwidth),
-                    ("D", bench_engine)):
+                    ("D", bench_engine), ("G", bench_gpu)):
         if sec in sections:
             rows.extend(fn(quick))
     return dict(info=info, rows=rows)
@@ -288,7 +300,8 @@ def print_table(result: dict, console=None) -> None:
     console = console or Console(soft_wrap=True)
     info = result["info"]
     console.print(f"[bold]saddle benchmarks[/bold] on {info['processor']}, {info['cpu_count']} "
-                  f"cores, JAX {info['jax_version']} ({info['jax_backend']})")
+                  f"cores, JAX {info['jax_version']} ({info['jax_backend']}: "
+                  f"{info.get('device_kind', '?')})")
     rows = result["rows"]
     a = [r for r in rows if r["section"] == "A"]
     if a:
@@ -333,6 +346,9 @@ def print_table(result: dict, console=None) -> None:
             t.add_row(r["optimizer"], str(r["n"]), r["basis"], r["backend"],
                       f"{r['steps_per_s']:.1f}", f"{r['compile_s']:.2f}")
         console.print(t)
+    from .gpu import print_gpu_table
+
+    print_gpu_table(rows, console)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,11 +356,15 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")
-    p.add_argument("--sections", default="ABCD", help="which sections to run (default ABCD)")
+    p.add_argument("--sections", default=None,
+                   help="which sections to run: any of ABCDG (default: ABCD on a CPU, G on a GPU)")
     p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
                    help="where to write the JSON (default: benchmarks/results.json)")
     args = p.parse_args(argv)
-    result = run(quick=args.quick, sections=args.sections.upper())
+    sections = args.sections.upper() if args.sections else None
+    if sections is not None and (not sections or set(sections) - set("ABCDG")):
+        p.error(f"--sections: got {args.sections!r}; allowed: letters from ABCDG")
+    result = run(quick=args.quick, sections=sections)
     print_table(result)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))

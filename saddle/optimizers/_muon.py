@@ -47,6 +47,7 @@ def muon(
     weight_decay=0.0,
     momentum_form: str = "ema",
     ns_coeffs=NS_COEFFS,
+    ns_dtype=None,
 ) -> optax.GradientTransformation:
     r"""Muon, in Keller Jordan's algebra, with a choice of orthogonalizer and scaling.
 
@@ -67,6 +68,9 @@ def muon(
         learning_rate: η. momentum: β. eps: added to ‖U‖_F before Newton-Schulz.
         weight_decay: λ, decoupled. nesterov, ns_steps, orthogonalizer, scaling,
         momentum_form, ns_coeffs: structure switches (keyword-only).
+        ns_dtype: the dtype Newton-Schulz runs in, e.g. ``jnp.bfloat16`` (as
+        ``torch.optim.Muon`` always does); None (default) runs it in the parameter's dtype.
+        The momentum and the update stay in the parameter's dtype. Newton-Schulz only.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -89,10 +93,20 @@ def muon(
         raise ValueError(f"scaling: got {scaling!r}; allowed: {', '.join(SCALINGS)}")
     if momentum_form not in ("ema", "sum"):
         raise ValueError(f"momentum_form: got {momentum_form!r}; allowed: ema, sum")
+    if ns_dtype is not None:
+        ns_dtype = jnp.dtype(ns_dtype)
+        if not jnp.issubdtype(ns_dtype, jnp.floating):
+            raise ValueError(f"ns_dtype: got {ns_dtype}; allowed: None or a floating dtype")
+        if orthogonalizer != "newton_schulz":
+            raise ValueError("ns_dtype: applies to orthogonalizer='newton_schulz' only; "
+                             f"got orthogonalizer={orthogonalizer!r}")
 
     def orth(U):
         if orthogonalizer == "polar":
             return polar_factor(U)
+        if ns_dtype is not None and ns_dtype != U.dtype:
+            X = U.astype(ns_dtype)
+            return newton_schulz(X, ns_steps, ns_coeffs, cast(eps, X)).astype(U.dtype)
         return newton_schulz(U, ns_steps, ns_coeffs, cast(eps, U))
 
     def init(params):
