@@ -5,12 +5,16 @@ G1. The Muon step at n in {1024, 2048, 4096}, median of 20 steps, measured side 
       ``optax.contrib.muon`` (same algebra: EMA momentum, Nesterov, Keller scaling);
     - bf16 Newton-Schulz (``muon(ns_dtype=jnp.bfloat16)``) against ``torch.optim.Muon``,
       which always orthogonalizes in bf16 (skipped when torch with CUDA is absent);
+    - each with the Frobenius norm summed as the deterministic pairwise tree (the default)
+      and as one XLA reduction (``ns_normalize="direct"``);
     - both against the matmul floor: Newton-Schulz FLOPs / the measured matmul rate at that
       shape and precision.
     Each row also gives the relative difference of our update from the peer's.
 G2. AdamW and Mano updates at n = 4096 against the device's copy bandwidth.
 G3. Engine steps/s for one run of every optimizer at n = 4096 (the D = 1.7e7 sweep itself is
     ``saddle sweep benchmarks/gpu_sweep.toml``; see ``benchmarks/gpu_run.sh``).
+G4. Newton-Schulz alone at n = 4096: the pairwise and direct norms, a polynomial form
+    X <- (a I + A (b I + c A)) X, and torch's bf16 iteration; with XLA's optimized HLO.
 """
 
 from __future__ import annotations
@@ -43,11 +47,18 @@ def _median_s(fn, repeats: int = STEPS, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def _matmul_rate(n: int, dtype) -> float:
+def _matmul_rate(n: int, dtype, chain: int = 10) -> float:
+    """FLOP/s of ``a @ b`` at n x n: a chain of ``chain`` dependent products in one call, so
+    that the host's dispatch (tens of microseconds, a third of a 4096 bf16 product) does not
+    count against the GPU. A single timed ``a @ b`` understated the rate by up to 2x."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
-    f = jax.jit(lambda a, b: a @ b)
-    return 2 * n**3 / _median_s(lambda: f(a, b))
+    b = (jax.random.normal(jax.random.key(1), (n, n), jnp.float32) / np.sqrt(n)).astype(dtype)
+
+    def body(_, x):
+        return x @ b
+
+    f = jax.jit(lambda a: jax.lax.fori_loop(0, chain, body, a))
+    return chain * 2 * n**3 / _median_s(lambda: f(a), repeats=10)
 
 
 def _jax_update(opt, n: int):
@@ -105,30 +116,97 @@ def bench_gpu_muon(sizes=GPU_SIZES) -> list[dict]:
 
     rows = []
     lr = 0.02
+    precisions = (("float32", None, "optax.contrib.muon"),
+                  ("bf16", jnp.bfloat16, "torch.optim.Muon"))
     for n in sizes:
-        f32_rate = _matmul_rate(n, jnp.float32)
-        bf16_rate = _matmul_rate(n, jnp.bfloat16)
-        ours, u_ours = _jax_update(muon(lr), n)
-        ref, u_ref = _jax_update(optax.contrib.muon(lr), n)
-        rows.append(dict(section="G1", n=n, precision="float32 (default: TF32)", step_s=ours,
-                         peer="optax.contrib.muon", peer_step_s=ref, ratio_to_peer=ours / ref,
-                         matmul_tflops=f32_rate / 1e12, floor_s=_ns_flops(n) / f32_rate,
-                         ratio_to_floor=ours * f32_rate / _ns_flops(n),
-                         rel_diff_to_peer=_rel(u_ours, u_ref)))
-        ours16, u16 = _jax_update(muon(lr, ns_dtype=jnp.bfloat16), n)
-        row = dict(section="G1", n=n, precision="bf16 Newton-Schulz", step_s=ours16,
-                   peer="torch.optim.Muon", peer_step_s=None, ratio_to_peer=None,
-                   matmul_tflops=bf16_rate / 1e12, floor_s=_ns_flops(n) / bf16_rate,
-                   ratio_to_floor=ours16 * bf16_rate / _ns_flops(n),
-                   rel_diff_to_peer=None, rel_diff_to_float32=_rel(u16, u_ours))
+        ref32, u_ref32 = _jax_update(optax.contrib.muon(lr), n)
         try:
-            t, u_torch = _torch_muon(n, lr)
+            t_torch, u_torch = _torch_muon(n, lr)
             __import__("torch").cuda.empty_cache()
-            row.update(peer_step_s=t, ratio_to_peer=ours16 / t, rel_diff_to_peer=_rel(u16, u_torch))
+            torch_err = None
         except Exception as e:  # torch absent or without CUDA: the row says so
-            row.update(peer=f"torch.optim.Muon unavailable: {type(e).__name__}: {e}"[:120])
-        rows.append(row)
+            t_torch, u_torch = None, None
+            torch_err = f"unavailable: {type(e).__name__}: {e}"[:100]
+        u32 = None
+        for precision, ns_dtype, peer in precisions:
+            rate = _matmul_rate(n, ns_dtype or jnp.float32)
+            peer_t, peer_u = (ref32, u_ref32) if ns_dtype is None else (t_torch, u_torch)
+            for normalize in ("pairwise", "direct"):
+                t, u = _jax_update(muon(lr, ns_dtype=ns_dtype, ns_normalize=normalize), n)
+                if ns_dtype is None and normalize == "pairwise":
+                    u32 = u
+                row = dict(section="G1", n=n, precision=precision, normalize=normalize,
+                           step_s=t, peer=peer if peer_t is not None or ns_dtype is None
+                           else f"{peer} {torch_err}",
+                           peer_step_s=peer_t, ratio_to_peer=None if peer_t is None else t / peer_t,
+                           rel_diff_to_peer=None if peer_u is None else _rel(u, peer_u),
+                           rel_diff_to_float32=_rel(u, u32),
+                           matmul_tflops=rate / 1e12, floor_s=_ns_flops(n) / rate,
+                           ratio_to_floor=t * rate / _ns_flops(n))
+                rows.append(row)
     return rows
+
+
+def _ns_polynomial_form(X, steps=5, coeffs=None):
+    """Newton-Schulz written as X <- P X with P = a I + A (b I + c A): the same 6 n^3 FLOPs
+    as the optax form, with one element-wise pass per step (measured here, not used)."""
+    from saddle.optimizers import NS_COEFFS
+
+    a, b, c = coeffs or NS_COEFFS
+    n = X.shape[0]
+    eye = jnp.eye(n, dtype=X.dtype)
+    X = (X.astype(jnp.float32) / (jnp.linalg.norm(X.astype(jnp.float32)) + 1e-7)).astype(X.dtype)
+    for _ in range(steps):
+        A = X @ X.T
+        P = A @ (c * A + b * eye) + a * eye
+        X = P @ X
+    return X
+
+
+def bench_gpu_ns_forms(n: int = 4096) -> tuple[list[dict], dict[str, str]]:
+    """Newton-Schulz alone at n, three ways, plus torch's; and XLA's optimized HLO of ours,
+    to see which element-wise work the GEMMs absorbed."""
+    from saddle.optimizers import newton_schulz
+
+    rows, hlo = [], {}
+    for precision, dtype in (("float32", jnp.float32), ("bf16", jnp.bfloat16)):
+        X = jax.random.normal(jax.random.key(3), (n, n), jnp.float32).astype(dtype)
+        rate = _matmul_rate(n, dtype)
+        forms = {
+            "pairwise": jax.jit(lambda x: newton_schulz(x, normalize="pairwise")),
+            "direct": jax.jit(lambda x: newton_schulz(x, normalize="direct")),
+            "polynomial": jax.jit(_ns_polynomial_form),
+        }
+        for name, f in forms.items():
+            t = _median_s(lambda f=f, X=X: f(X))
+            rows.append(dict(section="G4", n=n, precision=precision, form=name, ns_s=t,
+                             ratio_to_floor=t * rate / _ns_flops(n)))
+            hlo[f"{precision}_{name}"] = f.lower(X).compile().as_text()
+        try:
+            import torch
+            from torch.optim._muon import _zeropower_via_newtonschulz as tns
+
+            G = torch.randn(n, n, device="cuda", dtype=torch.float32)
+            args = ((3.4445, -4.775, 2.0315), 5, 1e-7)
+            for _ in range(3):
+                tns(G, *args)
+            torch.cuda.synchronize()
+            times = []
+            for _ in range(STEPS):
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                tns(G, *args)
+                e1.record()
+                e1.synchronize()
+                times.append(e0.elapsed_time(e1) / 1e3)
+            t = statistics.median(times)
+            rows.append(dict(section="G4", n=n, precision=precision, form="torch (bf16 always)",
+                             ns_s=t, ratio_to_floor=None))
+        except Exception as e:
+            rows.append(dict(section="G4", n=n, precision=precision,
+                             form=f"torch: {type(e).__name__}: {e}"[:80], ns_s=None,
+                             ratio_to_floor=None))
+    return rows, hlo
 
 
 def _copy_bandwidth(n_bytes: int = 1 << 30) -> float:
@@ -162,13 +240,29 @@ def bench_gpu_engine(n: int = 4096, steps: int = 200) -> list[dict]:
     return rows
 
 
-def bench_gpu(quick: bool = False) -> list[dict]:
+def bench_gpu(quick: bool = False, hlo_dir: str | None = None) -> list[dict]:
     if jax.default_backend() != "gpu":
         print("section G skipped: JAX sees no GPU")
         return []
+    import os
+
     sizes = (1024,) if quick else GPU_SIZES
-    return bench_gpu_muon(sizes) + bench_gpu_bandwidth(1024 if quick else 4096) + \
-        bench_gpu_engine(1024 if quick else 4096, 50 if quick else 200)
+    n = 1024 if quick else 4096
+    rows = bench_gpu_muon(sizes) + bench_gpu_bandwidth(n)
+    rows += bench_gpu_engine(n, 50 if quick else 200)
+    g4, hlo = bench_gpu_ns_forms(n)
+    hlo_dir = hlo_dir or os.environ.get("SADDLE_HLO_DIR")
+    if hlo_dir:
+        import io
+        import tarfile
+
+        with tarfile.open(os.path.join(hlo_dir, "ns_hlo.tar.gz"), "w:gz") as tar:
+            for name, text in hlo.items():
+                data = text.encode()
+                info = tarfile.TarInfo(f"{name}.hlo.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return rows + g4
 
 
 def print_gpu_table(rows: list[dict], console) -> None:
@@ -178,14 +272,15 @@ def print_gpu_table(rows: list[dict], console) -> None:
     if g1:
         t = Table(title=f"G1. Muon step on {jax.devices()[0].device_kind}, median of {STEPS} "
                   "(target: <= 1.0x the peer)")
-        for col in ("n", "precision", "step ms", "peer", "peer ms", "x peer", "rel diff",
+        for col in ("n", "precision", "norm", "step ms", "peer", "peer ms", "x peer", "rel diff",
                     "matmul TFLOP/s", "floor ms", "x floor"):
             t.add_column(col)
         for r in g1:
             peer_ms = "-" if r["peer_step_s"] is None else f"{r['peer_step_s'] * 1e3:.3f}"
             ratio = "-" if r["ratio_to_peer"] is None else f"{r['ratio_to_peer']:.2f}"
             rel = "-" if r["rel_diff_to_peer"] is None else f"{r['rel_diff_to_peer']:.1e}"
-            t.add_row(str(r["n"]), r["precision"], f"{r['step_s'] * 1e3:.3f}", r["peer"],
+            t.add_row(str(r["n"]), r["precision"], r["normalize"], f"{r['step_s'] * 1e3:.3f}",
+                      r["peer"],
                       peer_ms, ratio, rel, f"{r['matmul_tflops']:.1f}",
                       f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}")
         console.print(t)
@@ -198,6 +293,16 @@ def print_gpu_table(rows: list[dict], console) -> None:
             t.add_row(r["optimizer"], str(r["n"]), f"{r['step_s'] * 1e3:.3f}",
                       f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}",
                       f"{r['copy_gb_per_s']:.0f}")
+        console.print(t)
+    g4 = [r for r in rows if r["section"] == "G4"]
+    if g4:
+        t = Table(title="G4. Newton-Schulz alone (5 steps), median of 20")
+        for col in ("n", "precision", "form", "ms", "x floor"):
+            t.add_column(col)
+        for r in g4:
+            t.add_row(str(r["n"]), r["precision"], r["form"],
+                      "-" if r["ns_s"] is None else f"{r['ns_s'] * 1e3:.3f}",
+                      "-" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}")
         console.print(t)
     g3 = [r for r in rows if r["section"] == "G3"]
     if g3:

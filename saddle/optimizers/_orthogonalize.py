@@ -8,14 +8,28 @@ import numpy as np
 
 from ..reduce import tree_norm
 
-__all__ = ["NS_COEFFS", "newton_schulz", "polar_factor", "newton_schulz_range", "ns_polynomial"]
+__all__ = [
+    "NS_COEFFS",
+    "NORMALIZERS",
+    "newton_schulz",
+    "polar_factor",
+    "newton_schulz_range",
+    "ns_polynomial",
+]
 
 # Keller Jordan's quintic coefficients (a, b, c): phi(x) = a x + b x^3 + c x^5.
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
+NORMALIZERS = ("pairwise", "direct")
+
+
 def newton_schulz(
-    X: jax.Array, steps: int = 5, coeffs=NS_COEFFS, eps: float | jax.Array = 1e-7
+    X: jax.Array,
+    steps: int = 5,
+    coeffs=NS_COEFFS,
+    eps: float | jax.Array = 1e-7,
+    normalize: str = "pairwise",
 ) -> jax.Array:
     r"""Approximate the polar factor of a matrix with the quintic Newton-Schulz iteration.
 
@@ -27,14 +41,23 @@ def newton_schulz(
     A tall input is transposed first so the Gram matrix A is min(m, n) square; the cost is
     ``steps * (4 r^2 c + 2 r^3)`` FLOPs for r = min(m, n), c = max(m, n). Each singular value
     x of X_0 maps to phi^(steps)(x); see :func:`newton_schulz_range`.
+
+    ``normalize`` picks how ‖X‖_F is summed: ``pairwise`` (default), the fixed tree of
+    :func:`saddle.reduce.tree_sum`, bit-identical whatever the batch; ``direct``, one XLA
+    reduction (``jnp.linalg.norm``), faster on a GPU where the tree costs a kernel per
+    level. A low-precision X (bf16) has its norm summed in float32 either way.
     """
     if X.ndim != 2:
         raise ValueError(f"newton_schulz: got a {X.ndim}-D array; allowed: 2-D matrices")
+    if normalize not in NORMALIZERS:
+        raise ValueError(f"normalize: got {normalize!r}; allowed: {', '.join(NORMALIZERS)}")
     a, b, c = (jnp.asarray(v, X.dtype) for v in coeffs)
     tall = X.shape[0] > X.shape[1]
     if tall:
         X = X.T
-    X = X / (tree_norm(X) + jnp.asarray(eps, X.dtype))
+    Xn = X if jnp.finfo(X.dtype).bits >= 32 else X.astype(jnp.float32)
+    norm = tree_norm(Xn) if normalize == "pairwise" else jnp.linalg.norm(Xn)
+    X = (Xn / (norm + jnp.asarray(eps, Xn.dtype))).astype(X.dtype)
 
     def body(_, X):
         A = X @ X.T
