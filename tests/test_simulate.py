@@ -219,3 +219,21 @@ def test_float32_runs_that_lose_the_escape_signal_are_flagged(backend):
 def test_healthy_float32_runs_are_not_flagged(opt):
     res = simulate(Config.from_dict(optimizer=opt, m=16, n=16, seeds=2, max_steps=400))
     assert not any(r.signal_lost for r in res.runs)
+
+
+def test_shared_landscape_arrays_are_cached_per_landscape():
+    """A sweep's batches reuse the landscape they share; another landscape is built anew and
+    the cache stays bounded."""
+    c = Config.from_dict(m=20, n=12, basis="incoherent")
+    a = engine.shared_arrays(c)
+    assert engine.shared_arrays(c.replace(gamma=0.3, learning_rate=0.5)) is a  # scalars only
+    b = engine.shared_arrays(c.replace(landscape_seed=1))
+    assert b is not a and not np.array_equal(np.asarray(a["P"]), np.asarray(b["P"]))
+    for seed in range(2, 6):
+        engine.shared_arrays(c.replace(landscape_seed=seed))
+    assert len(engine._SHARED_CACHE) <= engine._SHARED_CACHE_SIZE
+    fresh = engine.shared_arrays(c)  # evicted: rebuilt, equal values
+    assert fresh is not a
+    for k in a:
+        if a[k] is not None:
+            np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(fresh[k]))

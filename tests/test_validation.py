@@ -101,6 +101,14 @@ def test_config_path_that_is_a_directory(tmp_path):
     assert_one_line_error(run_cli("--config", str(tmp_path)), "directory")
 
 
+@pytest.mark.parametrize("sections", ["X", "ABQ", ""])
+def test_bench_rejects_unknown_sections(sections):
+    proc = subprocess.run([sys.executable, "-m", "saddle", "bench", "--sections", sections],
+                          capture_output=True, text=True, timeout=60)
+    assert_one_line_error(proc, "--sections")
+    assert "ABCDG" in proc.stderr
+
+
 def test_at_least_25_distinct_bad_inputs_are_covered():
     assert len(BAD_FLAGS) + len(BAD_FILES) + 1 >= 25
 

@@ -70,10 +70,11 @@ def muon(
         weight_decay: λ, decoupled. nesterov, ns_steps, orthogonalizer, scaling,
         momentum_form, ns_coeffs: structure switches (keyword-only).
         ns_dtype: the dtype Newton-Schulz runs in, e.g. ``jnp.bfloat16`` (as
-        ``torch.optim.Muon`` always does); None (default) runs it in the parameter's dtype.
-        The momentum and the update stay in the parameter's dtype. Newton-Schulz only.
+            ``torch.optim.Muon`` always does); None (default) runs it in the parameter's
+            dtype. The momentum and the update stay in the parameter's dtype.
+            Newton-Schulz only.
         ns_normalize: how Newton-Schulz sums ‖U‖_F: ``pairwise`` (fixed tree, bit-identical
-        across batch sizes) or ``direct`` (one XLA reduction); see :func:`newton_schulz`.
+            across batch sizes) or ``direct`` (one XLA reduction); see :func:`newton_schulz`.
 
     Example:
         >>> import jax, jax.numpy as jnp
