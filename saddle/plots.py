@@ -114,7 +114,7 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
         s = s.sort_values("D")
         first = g.iloc[0]
         label = _label(first.to_dict(), label_cols)
-        fits = exponent_table(g, by=[], n_resamples=499) if g["D"].nunique() > 1 else []
+        fits = exponent_table(g, by=[]) if g["D"].nunique() > 1 else []
         fit = fits.iloc[0] if len(fits) else None
         if fit is not None and math.isfinite(fit["exponent"]):
             label += f"  b={fit['exponent']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}]"
