@@ -77,8 +77,8 @@ def _torch_muon(n: int, lr: float):
 
     if not torch.cuda.is_available():
         raise RuntimeError("torch has no CUDA device")
-    W0 = np.asarray(jax.random.normal(jax.random.key(1), (n, n), jnp.float32) * 0.1)
-    G = torch.as_tensor(np.asarray(jax.random.normal(jax.random.key(2), (n, n), jnp.float32)),
+    W0 = np.array(jax.random.normal(jax.random.key(1), (n, n), jnp.float32) * 0.1)
+    G = torch.as_tensor(np.array(jax.random.normal(jax.random.key(2), (n, n), jnp.float32)),
                         device="cuda")
     p = torch.nn.Parameter(torch.as_tensor(W0, device="cuda").clone())
     opt = torch.optim.Muon([p], lr=lr, weight_decay=0.0)
