@@ -20,13 +20,14 @@ G4. Newton-Schulz alone at n = 4096: the pairwise and direct norms, a polynomial
 from __future__ import annotations
 
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from saddle import Config, engine
+
+from .suite import _median_time
 
 GPU_SIZES = (1024, 2048, 4096)
 STEPS = 20
@@ -37,14 +38,7 @@ def _ns_flops(n: int, steps: int = 5) -> float:
 
 
 def _median_s(fn, repeats: int = STEPS, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return _median_time(fn, repeats, warmup)
 
 
 def _matmul_rate(n: int, dtype, chain: int = 10) -> float:
@@ -265,51 +259,29 @@ def bench_gpu(quick: bool = False, hlo_dir: str | None = None) -> list[dict]:
     return rows + g4
 
 
-def print_gpu_table(rows: list[dict], console) -> None:
-    from rich.table import Table
+def print_gpu_table(rows: list[dict], console, kind: str | None = None) -> None:
+    from .suite import BANDWIDTH_COLUMNS, bandwidth_cells, ms, num, section_table
 
-    g1 = [r for r in rows if r["section"] == "G1"]
-    if g1:
-        t = Table(title=f"G1. Muon step on {jax.devices()[0].device_kind}, median of {STEPS} "
-                  "(target: <= 1.0x the peer)")
-        for col in ("n", "precision", "norm", "step ms", "peer", "peer ms", "x peer", "rel diff",
-                    "matmul TFLOP/s", "floor ms", "x floor"):
-            t.add_column(col)
-        for r in g1:
-            peer_ms = "-" if r["peer_step_s"] is None else f"{r['peer_step_s'] * 1e3:.3f}"
-            ratio = "-" if r["ratio_to_peer"] is None else f"{r['ratio_to_peer']:.2f}"
-            rel = "-" if r["rel_diff_to_peer"] is None else f"{r['rel_diff_to_peer']:.1e}"
-            t.add_row(str(r["n"]), r["precision"], r["normalize"], f"{r['step_s'] * 1e3:.3f}",
-                      r["peer"],
-                      peer_ms, ratio, rel, f"{r['matmul_tflops']:.1f}",
-                      f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}")
-        console.print(t)
-    g2 = [r for r in rows if r["section"] == "G2"]
-    if g2:
-        t = Table(title="G2. Element-wise updates against the device's copy bandwidth")
-        for col in ("optimizer", "n", "step ms", "floor ms", "x floor", "copy GB/s"):
-            t.add_column(col)
-        for r in g2:
-            t.add_row(r["optimizer"], str(r["n"]), f"{r['step_s'] * 1e3:.3f}",
-                      f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}",
-                      f"{r['copy_gb_per_s']:.0f}")
-        console.print(t)
-    g4 = [r for r in rows if r["section"] == "G4"]
-    if g4:
-        t = Table(title="G4. Newton-Schulz alone (5 steps), median of 20")
-        for col in ("n", "precision", "form", "ms", "x floor"):
-            t.add_column(col)
-        for r in g4:
-            t.add_row(str(r["n"]), r["precision"], r["form"],
-                      "-" if r["ns_s"] is None else f"{r['ns_s'] * 1e3:.3f}",
-                      "-" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}")
-        console.print(t)
-    g3 = [r for r in rows if r["section"] == "G3"]
-    if g3:
-        t = Table(title="G3. Engine steps/s, one run (compile s per structure)")
-        for col in ("optimizer", "n", "backend", "steps/s", "compile s"):
-            t.add_column(col)
-        for r in g3:
-            t.add_row(r["optimizer"], str(r["n"]), r["backend"], f"{r['steps_per_s']:.1f}",
-                      f"{r['compile_s']:.2f}")
-        console.print(t)
+    kind = kind or jax.devices()[0].device_kind
+    section_table(
+        console, rows, "G1",
+        f"G1. Muon step on {kind}, median of {STEPS} (target: <= 1.0x the peer)",
+        ("n", "precision", "norm", "step ms", "peer", "peer ms", "x peer", "rel diff",
+         "matmul TFLOP/s", "floor ms", "x floor"),
+        lambda r: [str(r["n"]), r["precision"], r["normalize"], ms(r["step_s"]), r["peer"],
+                   ms(r["peer_step_s"]), num(r["ratio_to_peer"], ".2f"),
+                   num(r["rel_diff_to_peer"], ".1e"), f"{r['matmul_tflops']:.1f}",
+                   ms(r["floor_s"]), f"{r['ratio_to_floor']:.2f}"])
+    section_table(console, rows, "G2",
+                  "G2. Element-wise updates against the device's copy bandwidth",
+                  BANDWIDTH_COLUMNS, bandwidth_cells)
+    section_table(
+        console, rows, "G4", f"G4. Newton-Schulz alone (5 steps), median of {STEPS}",
+        ("n", "precision", "form", "ms", "x floor"),
+        lambda r: [str(r["n"]), r["precision"], r["form"], ms(r["ns_s"]),
+                   num(r["ratio_to_floor"], ".2f")])
+    section_table(
+        console, rows, "G3", "G3. Engine steps/s, one run (compile s per structure)",
+        ("optimizer", "n", "backend", "steps/s", "compile s"),
+        lambda r: [r["optimizer"], str(r["n"]), r["backend"], f"{r['steps_per_s']:.1f}",
+                   f"{r['compile_s']:.2f}"])

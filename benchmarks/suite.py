@@ -293,9 +293,40 @@ def run(quick: bool = False, sections: str | None = None) -> dict:
     return dict(info=info, rows=rows)
 
 
+def ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+def num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def section_table(console, rows: list[dict], section: str, title, columns, cells) -> None:
+    """Print the rows of one section as a table: ``title`` may be a function of the first
+    row, ``cells(row)`` gives a row's strings in the order of ``columns``."""
+    from rich.table import Table
+
+    sel = [r for r in rows if r["section"] == section]
+    if not sel:
+        return
+    t = Table(title=title(sel[0]) if callable(title) else title)
+    for col in columns:
+        t.add_column(col)
+    for r in sel:
+        t.add_row(*cells(r))
+    console.print(t)
+
+
+def bandwidth_cells(r: dict) -> list[str]:
+    return [r["optimizer"], str(r["n"]), ms(r["step_s"]), ms(r["floor_s"]),
+            f"{r['ratio_to_floor']:.2f}", f"{r['copy_gb_per_s']:.1f}"]
+
+
+BANDWIDTH_COLUMNS = ("optimizer", "n", "step ms", "floor ms", "x floor", "copy GB/s")
+
+
 def print_table(result: dict, console=None) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = console or Console(soft_wrap=True)
     info = result["info"]
@@ -303,52 +334,33 @@ def print_table(result: dict, console=None) -> None:
                   f"cores, JAX {info['jax_version']} ({info['jax_backend']}: "
                   f"{info.get('device_kind', '?')})")
     rows = result["rows"]
-    a = [r for r in rows if r["section"] == "A"]
-    if a:
-        t = Table(title=f"A. Element-wise optimizers: {a[0]['seeds']} seeds, n = {a[0]['n']}, "
-                  f"{a[0]['steps']} steps, isotropic noise (target: >= 5x NumPy, <= 1.5x floor)")
-        for col in ("optimizer", "backend", "runs/s", "NumPy runs/s", "x NumPy", "floor s",
-                    "time s", "x floor", "normals/s", "compile s"):
-            t.add_column(col)
-        for r in a:
-            t.add_row(r["optimizer"], r["backend"], f"{r['runs_per_s']:.1f}",
-                      f"{r['numpy_runs_per_s']:.2f}", f"{r['speedup_vs_numpy']:.1f}",
-                      f"{r['floor_s']:.2f}", f"{r['time_s']:.2f}", f"{r['ratio_to_floor']:.2f}",
-                      f"{r['normals_per_s'] / 1e6:.0f}M", f"{r['compile_s']:.2f}")
-        console.print(t)
-    b = [r for r in rows if r["section"] == "B"]
-    if b:
-        t = Table(title="B. Muon step, float32 (target: <= 1.2x matmul floor, <= 1.0x optax)")
-        for col in ("n", "step ms", "optax ms", "x optax", "matmul GFLOP/s", "floor ms",
-                    "x floor"):
-            t.add_column(col)
-        for r in b:
-            t.add_row(str(r["n"]), f"{r['step_s'] * 1e3:.3f}", f"{r['optax_step_s'] * 1e3:.3f}",
-                      f"{r['ratio_to_optax']:.2f}", f"{r['matmul_gflops']:.1f}",
-                      f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}")
-        console.print(t)
-    c = [r for r in rows if r["section"] == "C"]
-    if c:
-        t = Table(title="C. Element-wise steps against memory bandwidth (target: <= 1.5x floor)")
-        for col in ("optimizer", "n", "step ms", "floor ms", "x floor", "copy GB/s"):
-            t.add_column(col)
-        for r in c:
-            t.add_row(r["optimizer"], str(r["n"]), f"{r['step_s'] * 1e3:.3f}",
-                      f"{r['floor_s'] * 1e3:.3f}", f"{r['ratio_to_floor']:.2f}",
-                      f"{r['copy_gb_per_s']:.1f}")
-        console.print(t)
-    d = [r for r in rows if r["section"] == "D"]
-    if d:
-        t = Table(title="D. Engine steps/s, one run (compile time per structure; target < 5 s)")
-        for col in ("optimizer", "n", "basis", "backend", "steps/s", "compile s"):
-            t.add_column(col)
-        for r in d:
-            t.add_row(r["optimizer"], str(r["n"]), r["basis"], r["backend"],
-                      f"{r['steps_per_s']:.1f}", f"{r['compile_s']:.2f}")
-        console.print(t)
+    section_table(
+        console, rows, "A",
+        lambda r: f"A. Element-wise optimizers: {r['seeds']} seeds, n = {r['n']}, "
+        f"{r['steps']} steps, isotropic noise (target: >= 5x NumPy, <= 1.5x floor)",
+        ("optimizer", "backend", "runs/s", "NumPy runs/s", "x NumPy", "floor s", "time s",
+         "x floor", "normals/s", "compile s"),
+        lambda r: [r["optimizer"], r["backend"], f"{r['runs_per_s']:.1f}",
+                   f"{r['numpy_runs_per_s']:.2f}", f"{r['speedup_vs_numpy']:.1f}",
+                   f"{r['floor_s']:.2f}", f"{r['time_s']:.2f}", f"{r['ratio_to_floor']:.2f}",
+                   f"{r['normals_per_s'] / 1e6:.0f}M", f"{r['compile_s']:.2f}"])
+    section_table(
+        console, rows, "B", "B. Muon step, float32 (target: <= 1.2x matmul floor, <= 1.0x optax)",
+        ("n", "step ms", "optax ms", "x optax", "matmul GFLOP/s", "floor ms", "x floor"),
+        lambda r: [str(r["n"]), ms(r["step_s"]), ms(r["optax_step_s"]),
+                   f"{r['ratio_to_optax']:.2f}", f"{r['matmul_gflops']:.1f}", ms(r["floor_s"]),
+                   f"{r['ratio_to_floor']:.2f}"])
+    section_table(console, rows, "C",
+                  "C. Element-wise steps against memory bandwidth (target: <= 1.5x floor)",
+                  BANDWIDTH_COLUMNS, bandwidth_cells)
+    section_table(
+        console, rows, "D", "D. Engine steps/s, one run (compile time per structure; target < 5 s)",
+        ("optimizer", "n", "basis", "backend", "steps/s", "compile s"),
+        lambda r: [r["optimizer"], str(r["n"]), r["basis"], r["backend"],
+                   f"{r['steps_per_s']:.1f}", f"{r['compile_s']:.2f}"])
     from .gpu import print_gpu_table
 
-    print_gpu_table(rows, console)
+    print_gpu_table(rows, console, info.get("device_kind"))
 
 
 def main(argv: list[str] | None = None) -> int:
