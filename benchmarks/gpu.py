@@ -5,16 +5,14 @@ G1. The Muon step at n in {1024, 2048, 4096}, median of 20 steps, measured side 
       ``optax.contrib.muon`` (same algebra: EMA momentum, Nesterov, Keller scaling);
     - bf16 Newton-Schulz (``muon(ns_dtype=jnp.bfloat16)``) against ``torch.optim.Muon``,
       which always orthogonalizes in bf16 (skipped when torch with CUDA is absent);
-    - each with the Frobenius norm summed as the deterministic pairwise tree (the default)
-      and as one XLA reduction (``ns_normalize="direct"``);
     - both against the matmul floor: Newton-Schulz FLOPs / the measured matmul rate at that
       shape and precision.
     Each row also gives the relative difference of our update from the peer's.
 G2. AdamW and Mano updates at n = 4096 against the device's copy bandwidth.
 G3. Engine steps/s for one run of every optimizer at n = 4096 (the D = 1.7e7 sweep itself is
     ``saddle sweep benchmarks/gpu_sweep.toml``; see ``benchmarks/gpu_run.sh``).
-G4. Newton-Schulz alone at n = 4096: the pairwise and direct norms, a polynomial form
-    X <- (a I + A (b I + c A)) X, and torch's bf16 iteration; with XLA's optimized HLO.
+G4. Newton-Schulz alone at n = 4096: ours, a polynomial form X <- (a I + A (b I + c A)) X,
+    and torch's bf16 iteration.
 """
 
 from __future__ import annotations
@@ -65,6 +63,24 @@ def _jax_update(opt, n: int):
     return t, np.asarray(f(G, state, W)[0], np.float64)
 
 
+def _torch_median_s(fn, repeats: int = STEPS, warmup: int = 3) -> float:
+    """Median of ``repeats`` calls of ``fn``, each timed with CUDA events."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
 def _torch_muon(n: int, lr: float):
     """(median step s, first-step update) of torch.optim.Muon on the same W and G."""
     import torch
@@ -85,18 +101,7 @@ def _torch_muon(n: int, lr: float):
     before = p.detach().clone()
     step()
     update = (p.detach() - before).double().cpu().numpy()
-    for _ in range(3):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(STEPS):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / 1e3)
-    return statistics.median(times), update
+    return _torch_median_s(step), update
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,19 +130,15 @@ def bench_gpu_muon(sizes=GPU_SIZES) -> list[dict]:
         for precision, ns_dtype, peer in precisions:
             rate = _matmul_rate(n, ns_dtype or jnp.float32)
             peer_t, peer_u = (ref32, u_ref32) if ns_dtype is None else (t_torch, u_torch)
-            for normalize in ("pairwise", "direct"):
-                t, u = _jax_update(muon(lr, ns_dtype=ns_dtype, ns_normalize=normalize), n)
-                if ns_dtype is None and normalize == "pairwise":
-                    u32 = u
-                row = dict(section="G1", n=n, precision=precision, normalize=normalize,
-                           step_s=t, peer=peer if peer_t is not None or ns_dtype is None
-                           else f"{peer} {torch_err}",
-                           peer_step_s=peer_t, ratio_to_peer=None if peer_t is None else t / peer_t,
-                           rel_diff_to_peer=None if peer_u is None else _rel(u, peer_u),
-                           rel_diff_to_float32=_rel(u, u32),
-                           matmul_tflops=rate / 1e12, floor_s=_ns_flops(n) / rate,
-                           ratio_to_floor=t * rate / _ns_flops(n))
-                rows.append(row)
+            t, u = _jax_update(muon(lr, ns_dtype=ns_dtype), n)
+            u32 = u if ns_dtype is None else u32
+            rows.append(dict(
+                section="G1", n=n, precision=precision, step_s=t,
+                peer=peer if peer_t is not None or ns_dtype is None else f"{peer} {torch_err}",
+                peer_step_s=peer_t, ratio_to_peer=None if peer_t is None else t / peer_t,
+                rel_diff_to_peer=None if peer_u is None else _rel(u, peer_u),
+                rel_diff_to_float32=_rel(u, u32), matmul_tflops=rate / 1e12,
+                floor_s=_ns_flops(n) / rate, ratio_to_floor=t * rate / _ns_flops(n)))
     return rows
 
 
@@ -157,50 +158,33 @@ def _ns_polynomial_form(X, steps=5, coeffs=None):
     return X
 
 
-def bench_gpu_ns_forms(n: int = 4096) -> tuple[list[dict], dict[str, str]]:
-    """Newton-Schulz alone at n, three ways, plus torch's; and XLA's optimized HLO of ours,
-    to see which element-wise work the GEMMs absorbed."""
+def bench_gpu_ns_forms(n: int = 4096) -> list[dict]:
+    """Newton-Schulz alone at n: ours and the polynomial form in float32 and bf16, and
+    torch's iteration (bf16 whatever its input, so timed once)."""
     from saddle.optimizers import newton_schulz
 
-    rows, hlo = [], {}
+    rows = []
     for precision, dtype in (("float32", jnp.float32), ("bf16", jnp.bfloat16)):
         X = jax.random.normal(jax.random.key(3), (n, n), jnp.float32).astype(dtype)
         rate = _matmul_rate(n, dtype)
-        forms = {
-            "pairwise": jax.jit(lambda x: newton_schulz(x, normalize="pairwise")),
-            "direct": jax.jit(lambda x: newton_schulz(x, normalize="direct")),
-            "polynomial": jax.jit(_ns_polynomial_form),
-        }
-        for name, f in forms.items():
+        for name, f in (("ours", jax.jit(newton_schulz)),
+                        ("polynomial", jax.jit(_ns_polynomial_form))):
             t = _median_s(lambda f=f, X=X: f(X))
             rows.append(dict(section="G4", n=n, precision=precision, form=name, ns_s=t,
                              ratio_to_floor=t * rate / _ns_flops(n)))
-            hlo[f"{precision}_{name}"] = f.lower(X).compile().as_text()
-        try:
-            import torch
-            from torch.optim._muon import _zeropower_via_newtonschulz as tns
+    try:
+        import torch
+        from torch.optim._muon import _zeropower_via_newtonschulz as tns
 
-            G = torch.randn(n, n, device="cuda", dtype=torch.float32)
-            args = ((3.4445, -4.775, 2.0315), 5, 1e-7)
-            for _ in range(3):
-                tns(G, *args)
-            torch.cuda.synchronize()
-            times = []
-            for _ in range(STEPS):
-                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                e0.record()
-                tns(G, *args)
-                e1.record()
-                e1.synchronize()
-                times.append(e0.elapsed_time(e1) / 1e3)
-            t = statistics.median(times)
-            rows.append(dict(section="G4", n=n, precision=precision, form="torch (bf16 always)",
-                             ns_s=t, ratio_to_floor=None))
-        except Exception as e:
-            rows.append(dict(section="G4", n=n, precision=precision,
-                             form=f"torch: {type(e).__name__}: {e}"[:80], ns_s=None,
-                             ratio_to_floor=None))
-    return rows, hlo
+        G = torch.randn(n, n, device="cuda", dtype=torch.float32)
+        t = _torch_median_s(lambda: tns(G, (3.4445, -4.775, 2.0315), 5, 1e-7))
+        rows.append(dict(section="G4", n=n, precision="bf16", form="torch", ns_s=t,
+                         ratio_to_floor=None))
+    except Exception as e:  # torch absent, without CUDA, or its private helper moved
+        rows.append(dict(section="G4", n=n, precision="bf16",
+                         form=f"torch: {type(e).__name__}: {e}"[:80], ns_s=None,
+                         ratio_to_floor=None))
+    return rows
 
 
 def _copy_bandwidth(n_bytes: int = 1 << 30) -> float:
@@ -234,29 +218,13 @@ def bench_gpu_engine(n: int = 4096, steps: int = 200) -> list[dict]:
     return rows
 
 
-def bench_gpu(quick: bool = False, hlo_dir: str | None = None) -> list[dict]:
+def bench_gpu(quick: bool = False) -> list[dict]:
     if jax.default_backend() != "gpu":
         print("section G skipped: JAX sees no GPU")
         return []
-    import os
-
-    sizes = (1024,) if quick else GPU_SIZES
     n = 1024 if quick else 4096
-    rows = bench_gpu_muon(sizes) + bench_gpu_bandwidth(n)
-    rows += bench_gpu_engine(n, 50 if quick else 200)
-    g4, hlo = bench_gpu_ns_forms(n)
-    hlo_dir = hlo_dir or os.environ.get("SADDLE_HLO_DIR")
-    if hlo_dir:
-        import io
-        import tarfile
-
-        with tarfile.open(os.path.join(hlo_dir, "ns_hlo.tar.gz"), "w:gz") as tar:
-            for name, text in hlo.items():
-                data = text.encode()
-                info = tarfile.TarInfo(f"{name}.hlo.txt")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return rows + g4
+    return (bench_gpu_muon((1024,) if quick else GPU_SIZES) + bench_gpu_bandwidth(n)
+            + bench_gpu_engine(n, 50 if quick else 200) + bench_gpu_ns_forms(n))
 
 
 def print_gpu_table(rows: list[dict], console, kind: str | None = None) -> None:
@@ -266,9 +234,9 @@ def print_gpu_table(rows: list[dict], console, kind: str | None = None) -> None:
     section_table(
         console, rows, "G1",
         f"G1. Muon step on {kind}, median of {STEPS} (target: <= 1.0x the peer)",
-        ("n", "precision", "norm", "step ms", "peer", "peer ms", "x peer", "rel diff",
+        ("n", "precision", "step ms", "peer", "peer ms", "x peer", "rel diff",
          "matmul TFLOP/s", "floor ms", "x floor"),
-        lambda r: [str(r["n"]), r["precision"], r["normalize"], ms(r["step_s"]), r["peer"],
+        lambda r: [str(r["n"]), r["precision"], ms(r["step_s"]), r["peer"],
                    ms(r["peer_step_s"]), num(r["ratio_to_peer"], ".2f"),
                    num(r["rel_diff_to_peer"], ".1e"), f"{r['matmul_tflops']:.1f}",
                    ms(r["floor_s"]), f"{r['ratio_to_floor']:.2f}"])

@@ -35,6 +35,8 @@ import numpy as np
 
 from saddle import Config, engine, prng
 
+from .sections import parse_sections
+
 ELEMENTWISE = ("adamw", "sgd", "sign_descent", "normalized_gd", "mano")
 ALL = ("adamw", "muon", "mano", "sgd", "sign_descent", "normalized_gd")
 
@@ -373,9 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
                    help="where to write the JSON (default: benchmarks/results.json)")
     args = p.parse_args(argv)
-    sections = args.sections.upper() if args.sections else None
-    if sections is not None and (not sections or set(sections) - set("ABCDG")):
-        p.error(f"--sections: got {args.sections!r}; allowed: letters from ABCDG")
+    try:
+        sections = parse_sections(args.sections)
+    except ValueError as e:
+        p.error(str(e))
     result = run(quick=args.quick, sections=sections)
     print_table(result)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from . import prng
 from .config import Config
 from .landscapes import SpectralSaddle, landscape_arrays
 from .noise import NoiseModel, generator, kronecker_row_scales
-from .numerics import dtype_of
+from .numerics import dtype_of, x64_enabled
 from .reduce import tree_sum
 
 __all__ = [
@@ -718,7 +718,8 @@ def _compiled(structure: Structure, stride: int, points: int, shared, *block_arg
     """The compiled (init, advance) pair for a structure, trace layout and argument shapes,
     built once and cached. Values never enter the key: new seeds, scalars, budgets or chunk
     ends reuse the executables."""
-    key = (structure, stride, points, _signature((shared, block_args)))
+    # x64 is part of the key: it sets the precision of the float32 polar factor's Gram matrix.
+    key = (structure, stride, points, _signature((shared, block_args)), x64_enabled())
     hit = _COMPILED.get(key)
     if hit is None:
         init, advance = _programs(structure, stride, points)

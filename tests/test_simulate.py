@@ -237,3 +237,41 @@ def test_shared_landscape_arrays_are_cached_per_landscape():
     for k in a:
         if a[k] is not None:
             np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(fresh[k]))
+
+
+def test_float64_needs_explicit_x64_and_nothing_flips_it_behind_the_callers_back():
+    """In a fresh process (x64 off, no conftest), a float64 run through the library raises
+    a message naming saddle.enable_x64 and leaves x64 off; after the explicit call it runs
+    in float64. The CLI makes that call itself."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import jax
+        import saddle
+        from saddle import Config
+        from saddle.simulate import simulate
+        c = Config.from_dict(m=6, n=4, dtype="float64", noise="none", init_escape=1e-3,
+                             optimizer="sgd", max_steps=50)
+        try:
+            simulate(c)
+        except ValueError as e:
+            assert "saddle.enable_x64()" in str(e), e
+        else:
+            raise AssertionError("float64 ran without x64")
+        assert not jax.config.jax_enable_x64
+        saddle.enable_x64()
+        r = simulate(c)
+        assert r.runs[0].final_loss is not None
+        print("ok")
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    cli = subprocess.run([sys.executable, "-m", "saddle", "run", "--m", "6", "--n", "4",
+                          "--dtype", "float64", "--noise", "none", "--init-escape", "1e-3",
+                          "--optimizer", "sgd", "--max-steps", "50", "--json", "--quiet"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert cli.returncode == 0, cli.stderr[-2000:]

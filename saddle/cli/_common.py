@@ -111,3 +111,12 @@ def ensure_out_dir(path: str | Path, field: str = "--out", create: bool = True) 
     except OSError:
         raise SaddleInputError(f"{field}: {str(p)!r} is not writable") from None
     return p
+
+
+def start_numerics() -> None:
+    """The CLI's numerical settings, set once, after the input is validated and before the
+    first computation: x64 on, so that float64 configs run anywhere in a sweep and every
+    float32 run of the process sees the same setting (the test suite does the same)."""
+    from ..numerics import enable_x64
+
+    enable_x64()

@@ -15,11 +15,14 @@ def register(sub) -> None:
 
 
 def cmd_bench(args) -> int:
+    from benchmarks.sections import parse_sections
+
     from ..errors import SaddleInputError
 
-    if args.sections is not None and (not args.sections
-                                      or set(args.sections.upper()) - set("ABCDG")):
-        raise SaddleInputError(f"--sections: got {args.sections!r}; allowed: letters from ABCDG")
+    try:
+        parse_sections(args.sections)
+    except ValueError as e:
+        raise SaddleInputError(str(e)) from None
     from benchmarks.suite import main
 
     argv = ["--json", args.json] + (["--quick"] if args.quick else [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_config_arguments, config_from_args, print_json
+from ._common import add_config_arguments, config_from_args, print_json, start_numerics
 
 
 def register(sub) -> None:
@@ -39,6 +39,7 @@ def bounds_for(config, include_all: bool = False) -> list[dict]:
 
 def cmd_bounds(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    start_numerics()
     rows = bounds_for(config, include_all=args.all)
     if args.json:
         print_json(rows)

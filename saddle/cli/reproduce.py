@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import ensure_out_dir, want_progress
+from ._common import ensure_out_dir, start_numerics, want_progress
 
 
 def register(sub) -> None:
@@ -49,6 +49,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     from .. import reproduce
 
+    start_numerics()
     if want_progress(args):
         run_info = _with_progress(out, args.quick, names)
     else:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_config_arguments, config_from_args, print_json, want_progress
+from ._common import (
+    add_config_arguments,
+    config_from_args,
+    print_json,
+    start_numerics,
+    want_progress,
+)
 
 
 def register(sub) -> None:
@@ -29,6 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.batch_size is not None and args.batch_size < 1:
         raise SaddleInputError(f"--batch-size: got {args.batch_size}; allowed: an integer >= 1")
+    start_numerics()
     from ..simulate import simulate
 
     if want_progress(args):

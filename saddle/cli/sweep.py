@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import ensure_out_dir, print_json, want_progress
+from ._common import ensure_out_dir, print_json, start_numerics, want_progress
 
 
 def register(sub) -> None:
@@ -72,6 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from ..sweep import run_sweep
 
+    start_numerics()
     if want_progress(args):
         report = _with_progress(spec, out, args, workers, batch_runs)
     else:

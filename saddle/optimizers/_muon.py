@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from ._base import cast, decayed_step, map_leaves, require_matrices, zeros_like_tree
-from ._orthogonalize import NORMALIZERS, NS_COEFFS, newton_schulz, polar_factor
+from ._orthogonalize import NS_COEFFS, newton_schulz, polar_factor
 
 __all__ = ["muon", "MuonState", "muon_scale"]
 
@@ -48,7 +48,6 @@ def muon(
     momentum_form: str = "ema",
     ns_coeffs=NS_COEFFS,
     ns_dtype=None,
-    ns_normalize: str = "pairwise",
 ) -> optax.GradientTransformation:
     r"""Muon, in Keller Jordan's algebra, with a choice of orthogonalizer and scaling.
 
@@ -73,8 +72,6 @@ def muon(
             ``torch.optim.Muon`` always does); None (default) runs it in the parameter's
             dtype. The momentum and the update stay in the parameter's dtype.
             Newton-Schulz only.
-        ns_normalize: how Newton-Schulz sums ‖U‖_F: ``pairwise`` (fixed tree, bit-identical
-            across batch sizes) or ``direct`` (one XLA reduction); see :func:`newton_schulz`.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -97,8 +94,6 @@ def muon(
         raise ValueError(f"scaling: got {scaling!r}; allowed: {', '.join(SCALINGS)}")
     if momentum_form not in ("ema", "sum"):
         raise ValueError(f"momentum_form: got {momentum_form!r}; allowed: ema, sum")
-    if ns_normalize not in NORMALIZERS:
-        raise ValueError(f"ns_normalize: got {ns_normalize!r}; allowed: {', '.join(NORMALIZERS)}")
     if ns_dtype is not None:
         ns_dtype = jnp.dtype(ns_dtype)
         if not jnp.issubdtype(ns_dtype, jnp.floating):
@@ -112,9 +107,8 @@ def muon(
             return polar_factor(U)
         if ns_dtype is not None and ns_dtype != U.dtype:
             X = U.astype(ns_dtype)
-            X = newton_schulz(X, ns_steps, ns_coeffs, cast(eps, X), ns_normalize)
-            return X.astype(U.dtype)
-        return newton_schulz(U, ns_steps, ns_coeffs, cast(eps, U), ns_normalize)
+            return newton_schulz(X, ns_steps, ns_coeffs, cast(eps, X)).astype(U.dtype)
+        return newton_schulz(U, ns_steps, ns_coeffs, cast(eps, U))
 
     def init(params):
         require_matrices(params, "muon")

@@ -10,7 +10,6 @@ from ..reduce import tree_norm
 
 __all__ = [
     "NS_COEFFS",
-    "NORMALIZERS",
     "newton_schulz",
     "polar_factor",
     "newton_schulz_range",
@@ -21,15 +20,11 @@ __all__ = [
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
-NORMALIZERS = ("pairwise", "direct")
-
-
 def newton_schulz(
     X: jax.Array,
     steps: int = 5,
     coeffs=NS_COEFFS,
     eps: float | jax.Array = 1e-7,
-    normalize: str = "pairwise",
 ) -> jax.Array:
     r"""Approximate the polar factor of a matrix with the quintic Newton-Schulz iteration.
 
@@ -42,22 +37,17 @@ def newton_schulz(
     ``steps * (4 r^2 c + 2 r^3)`` FLOPs for r = min(m, n), c = max(m, n). Each singular value
     x of X_0 maps to phi^(steps)(x); see :func:`newton_schulz_range`.
 
-    ``normalize`` picks how ‖X‖_F is summed: ``pairwise`` (default), the fixed tree of
-    :func:`saddle.reduce.tree_sum`, bit-identical whatever the batch; ``direct``, one XLA
-    reduction (``jnp.linalg.norm``), faster on a GPU where the tree costs a kernel per
-    level. A low-precision X (bf16) has its norm summed in float32 either way.
+    ‖X‖_F is summed as the fixed pairwise tree of :func:`saddle.reduce.tree_sum`, so the
+    result does not depend on the batch; a low-precision X (bf16) has it summed in float32.
     """
     if X.ndim != 2:
         raise ValueError(f"newton_schulz: got a {X.ndim}-D array; allowed: 2-D matrices")
-    if normalize not in NORMALIZERS:
-        raise ValueError(f"normalize: got {normalize!r}; allowed: {', '.join(NORMALIZERS)}")
     a, b, c = (jnp.asarray(v, X.dtype) for v in coeffs)
     tall = X.shape[0] > X.shape[1]
     if tall:
         X = X.T
     Xn = X if jnp.finfo(X.dtype).bits >= 32 else X.astype(jnp.float32)
-    norm = tree_norm(Xn) if normalize == "pairwise" else jnp.linalg.norm(Xn)
-    X = (Xn / (norm + jnp.asarray(eps, Xn.dtype))).astype(X.dtype)
+    X = (Xn / (tree_norm(Xn) + jnp.asarray(eps, Xn.dtype))).astype(X.dtype)
 
     def body(_, X):
         A = X @ X.T

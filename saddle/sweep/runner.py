@@ -107,9 +107,19 @@ def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Ru
     return batches
 
 
-def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | None) -> dict:
-    """Run one batch in this process; returns plain arrays (picklable, for Dask)."""
+def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | None,
+                  x64: bool | None = None) -> dict:
+    """Run one batch in this process; returns plain arrays (picklable, for Dask).
+
+    ``x64``: the numerical setting of the process that planned the sweep. A Dask worker is
+    another process, so it is given the same setting explicitly before it computes, and the
+    two executors give the same rows.
+    """
     from .. import engine
+    from ..numerics import enable_x64, x64_enabled
+
+    if x64 is not None and x64 != x64_enabled():
+        enable_x64(x64)
 
     out = engine.run_batch(configs, seeds, trace_stride=trace_stride)
     return dict(
@@ -253,11 +263,14 @@ def _run_dask(batches, spec, scheduler, workers, commit) -> None:
         client = Client(cluster)
     else:
         client = Client(scheduler)
+    from ..numerics import x64_enabled
+
     try:
         futures = {}
+        x64 = x64_enabled()
         for i, batch in enumerate(batches):
             fut = client.submit(execute_batch, [r.config for r in batch],
-                                [r.seed for r in batch], spec.trace_stride, pure=False,
+                                [r.seed for r in batch], spec.trace_stride, x64, pure=False,
                                 key=f"saddle-batch-{i}-{batch[0].run_id}")
             futures[fut] = batch
         for fut in as_completed(list(futures)):
