@@ -431,8 +431,9 @@ _MUON_BOUNDS = ("muon_ballistic", "muon_total_escape", "muon_ns_total_escape")
 
 _SUBPROCESS_SIM = """
 import json, sys
-from saddle import Config
+from saddle import Config, enable_x64
 from saddle.simulate import simulate
+enable_x64()  # the same numerics as this process (conftest.py)
 res = simulate(Config.from_dict(json.loads(sys.argv[1])))
 print(json.dumps([r.escape_time if r.escaped else None for r in res.runs]))
 """
