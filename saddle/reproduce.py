@@ -334,7 +334,10 @@ def _summarize_classes(rows: pd.DataFrame, want: str) -> tuple[str, list[str]]:
     hits = rows[rows["b_class"] == want]
     if rows.empty:
         return "undetermined (no data)", []
-    where = [f"{r.lr_protocol}/{r.noise}" for r in hits.itertuples()]
+    # Name the method too when the rows mix several (C2: Newton-Schulz and exact polar).
+    named = rows["method"].nunique() > 1 if "method" in rows.columns else False
+    where = [(f"{r.method} " if named else "") + f"{r.lr_protocol}/{r.noise}"
+             for r in hits.itertuples()]
     if len(hits) == len(rows):
         return "holds", where
     if len(hits) == 0:
