@@ -89,7 +89,8 @@ def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
         groups = [((), df)]
     else:
         keys = _key_frame(df, by)
-        groups = [(k, df.loc[idx]) for k, idx in keys.groupby(by, sort=False).groups.items()]
+        key = by if len(by) > 1 else by[0]  # a one-element list warns in pandas >= 3
+        groups = [(k, df.loc[idx]) for k, idx in keys.groupby(key, sort=False).groups.items()]
     rows = []
     for _, g in groups:
         t, e = times_and_events(g)

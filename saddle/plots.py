@@ -142,7 +142,8 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
     ax.set_title(title or "Escape time against dimension (measured; dashed: fit, dotted: theory)",
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    # Outside the axes: with a dozen series an inside legend hides the curves it labels.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
 
 
@@ -194,10 +195,15 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
     x = gap_field(df, x)
     df = select_tuned(df)
     series_cols = _series_columns(df, skip=(x,))
+    if "D" in df.columns and df["D"].nunique() > 1 and "D" not in series_cols:
+        series_cols.append("D")  # m and n are skipped as series; one line per D, not pooled
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
                                   gridspec_kw=dict(height_ratios=[2, 1]))
     groups = [((), df)] if not series_cols else list(
         df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    if "D" in series_cols:  # numeric order of D within each optimizer, not string order
+        groups.sort(key=lambda kg: [int(kg[1]["D"].iloc[0]) if c == "D" else str(k)
+                                    for c, k in zip(series_cols, kg[0], strict=True)])
     for i, (_, g) in enumerate(groups):
         color = f"C{i % 10}"
         s = summarize(g, by=[x]).sort_values(x)
@@ -223,7 +229,7 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
     ax.set_title(title or f"Escape time against {x} (measured; dotted: theory threshold)",
                  fontsize=10)
     if ax.has_data():
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
 
 

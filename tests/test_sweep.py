@@ -319,6 +319,17 @@ def test_every_plot_kind_writes_png_and_svg(swept, kind, tmp_path):
     assert target.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_gap_plot_draws_one_series_per_optimizer_and_dimension(swept):
+    from saddle.plots import plot_gap
+
+    df = Store(swept).runs()
+    fig = plot_gap(df, x="sigma")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    # 2 optimizers x 2 shapes: the shapes are separate lines, never pooled into one median
+    assert len(labels) == 4 and sum("D=256" in lab for lab in labels) == 2, labels
+    assert len(fig.axes[1].get_lines()) == 4
+
+
 @pytest.mark.parametrize("args, field", [
     (["results", "/nonexistent/dir"], "DIR"),
     (["plot", "{swept}", "--kind", "histogram"], "--kind"),
