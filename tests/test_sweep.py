@@ -194,6 +194,22 @@ def test_partial_and_temporary_files_are_never_read(tmp_path):
     assert not list((tmp_path / "runs").glob(".tmp-*"))
 
 
+def test_out_dir_check_is_safe_when_processes_start_at_once(tmp_path):
+    """The writability probe of --out must not race with another sweep's probe in the same
+    directory (a shared probe name let one process delete the other's and fail)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from saddle.cli._common import ensure_out_dir
+
+    def many(_):
+        for _ in range(300):
+            ensure_out_dir(tmp_path)
+
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(many, range(8)))  # re-raises the first SaddleInputError, if any
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".saddle-write-test")]
+
+
 def test_concurrent_sweeps_into_one_directory(tmp_path):
     """Two processes writing the same (overlapping) sweep at once: consistent, complete rows."""
     spec = tmp_path / "s.toml"
@@ -210,8 +226,8 @@ def test_concurrent_sweeps_into_one_directory(tmp_path):
     out.mkdir()
     cmd = [sys.executable, "-m", "saddle", "sweep", str(spec), "--out", str(out), "--quiet"]
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE) for _ in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
+    errs = [p.communicate(timeout=300)[1] for p in procs]  # wait for both before asserting
+    for p, err in zip(procs, errs, strict=True):
         assert p.returncode == 0, err.decode()
     ref = tmp_path / "ref"
     run_sweep(load_spec(spec), ref)

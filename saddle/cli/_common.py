@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,11 @@ def ensure_out_dir(path: str | Path, field: str = "--out", create: bool = True) 
             p.mkdir()
         except OSError as e:
             raise SaddleInputError(f"{field}: cannot create {str(p)!r}: {e.strerror}") from None
-    probe = p / ".saddle-write-test"
+    # A probe file of its own (unique name, removed on close): two sweeps started into one
+    # directory at once must not delete each other's probe.
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=p, prefix=".saddle-write-test-"):
+            pass
     except OSError:
         raise SaddleInputError(f"{field}: {str(p)!r} is not writable") from None
     return p
