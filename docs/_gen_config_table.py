@@ -1,29 +1,43 @@
-"""Regenerate the field table in docs/config.md from saddle.config.FIELDS.
+"""Regenerate the field table in docs/config.md from the config's fields and the registries.
 
 Run: python docs/_gen_config_table.py  (tests/test_docs.py checks the table is current)
 """
 
 from pathlib import Path
 
-from saddle.config import FIELDS, OPTIMIZER_DEFAULTS
+from saddle.config import FIELDS
+from saddle.registry import FAMILIES, OPTIMIZERS
 
 BEGIN, END = "<!-- fields:begin -->", "<!-- fields:end -->"
 
 
+def _owners() -> dict[str, list[str]]:
+    """Field name -> the components that own it (component fields only)."""
+    out: dict[str, list[str]] = {}
+    for reg in FAMILIES:
+        for spec in reg:
+            for name in spec.field_names:
+                out.setdefault(name, []).append(spec.name)
+    return out
+
+
 def table() -> str:
-    rows = ["| Field | Group | Default | Allowed / meaning |", "|---|---|---|---|"]
+    owners = _owners()
+    rows = ["| Field | Group | Used by | Default | Allowed / meaning |", "|---|---|---|---|---|"]
     for name, spec in FIELDS.items():
-        default = "optimizer's" if spec.default is None else f"`{spec.default}`"
+        default = "component's" if spec.default is None else f"`{spec.default}`"
         allowed = spec.help
         if spec.choices:
             allowed = ", ".join(f"`{c}`" for c in spec.choices) + f": {spec.help}"
-        rows.append(f"| `{name}` | {spec.group} | {default} | {allowed.replace('|', '/')} |")
+        used = ", ".join(owners.get(name, [])) or "all"
+        rows.append(f"| `{name}` | {spec.group} | {used} | {default} | "
+                    f"{allowed.replace('|', '/')} |")
     rows += ["", "Optimizer defaults (fields not listed do not apply and are normalized "
              "to null):", ""]
     rows += ["| Optimizer | Defaults |", "|---|---|"]
-    for opt, d in OPTIMIZER_DEFAULTS.items():
-        items = ", ".join(f"`{k}={v}`" for k, v in d.items() if v is not None)
-        rows.append(f"| `{opt}` | {items} |")
+    for opt in OPTIMIZERS:
+        items = ", ".join(f"`{k}={v}`" for k, v in opt.defaults.items() if v is not None)
+        rows.append(f"| `{opt.name}` | {items} |")
     return "\n".join(rows)
 
 

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["pcg3d", "run_key", "normal", "STREAM_INIT", "STREAM_NOISE", "STREAM_NOISE_B"]
+__all__ = ["pcg3d", "run_key", "normal", "STREAM_INIT", "STREAM_NOISE"]
 
 _U = jnp.uint32
-STREAM_INIT, STREAM_NOISE, STREAM_NOISE_B = 1, 2, 3
+STREAM_INIT, STREAM_NOISE = 1, 2
 
 
 def pcg3d(x: jax.Array, y: jax.Array, z: jax.Array):

@@ -11,10 +11,12 @@ more accurate than a running sum: its rounding error grows like log N, not N.
 
 from __future__ import annotations
 
+from functools import reduce
+
 import jax
 import jax.numpy as jnp
 
-__all__ = ["tree_sum", "tree_norm"]
+__all__ = ["tree_sum", "tree_norm", "tree_dot"]
 
 
 def tree_sum(x: jax.Array, axis: int | None = None, keepdims: bool = False) -> jax.Array:
@@ -55,3 +57,10 @@ def _pairwise(x: jax.Array, axis: int) -> jax.Array:
         x = jax.lax.slice_in_dim(x, 0, size, axis=axis) + jax.lax.slice_in_dim(
             x, size, 2 * size, axis=axis)
     return x
+
+
+def tree_dot(a, b) -> jax.Array:
+    """<a, b> over every leaf of two pytrees of the same structure, by :func:`tree_sum`
+    per leaf and then leaf by leaf (a single array is just ``tree_sum(a * b)``)."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return reduce(jnp.add, [tree_sum(x * y) for x, y in zip(la, lb, strict=True)])

@@ -1,6 +1,7 @@
 """The numba kernels against the JAX engine: identical dynamics without noise, the same
 escape-time law with noise, and per-seed determinism of each backend."""
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -68,7 +69,7 @@ def test_numba_results_do_not_depend_on_the_batch():
 
 
 def test_auto_backend_choice():
-    cpu = engine.jax.default_backend() == "cpu"
+    cpu = jax.default_backend() == "cpu"
     c = Config.from_dict(optimizer="adamw", basis="coherent")
     assert engine.structure_of(c).backend == ("numba" if cpu else "jax")
     assert engine.structure_of(c.replace(basis="incoherent")).backend == "jax"

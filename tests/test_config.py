@@ -5,15 +5,16 @@ import math
 import pytest
 
 from saddle import Config, ConfigError
-from saddle.config import FIELDS, OPTIMIZER_DEFAULTS, OPTIMIZERS
+from saddle.config import FIELDS
+from saddle.registry import OPTIMIZERS
 
 
 def test_defaults_are_valid_and_fill_optimizer_defaults():
-    for opt in OPTIMIZERS:
-        c = Config.from_dict(optimizer=opt)
-        for k, v in OPTIMIZER_DEFAULTS[opt].items():
+    for spec in OPTIMIZERS:
+        c = Config.from_dict(optimizer=spec.name)
+        for k, v in spec.defaults.items():
             if v is not None:
-                assert getattr(c, k) == v, (opt, k)
+                assert getattr(c, k) == v, (spec.name, k)
     assert Config.from_dict(optimizer="mano").nesterov is False
     assert Config.from_dict(optimizer="mano", variant="v2").nesterov is True
 

@@ -313,17 +313,26 @@ def test_sign_descent_and_normalized_gd_against_numpy():
 
 # --- Edge cases, dtypes, jit and vmap --------------------------------------------------
 
+# The optimizer test table: one row per registered optimizer (by its name), plus variants.
 ALL = {
     "adamw": lambda: adamw(1e-3),
-    "muon_ns": lambda: muon(0.02),
+    "muon": lambda: muon(0.02),
     "muon_polar": lambda: muon(0.02, orthogonalizer="polar"),
     "muon_moonlight": lambda: muon(0.02, scaling="moonlight"),
-    "mano_v1": lambda: mano(1e-3),
+    "mano": lambda: mano(1e-3),
     "mano_v2": lambda: mano(1e-3, variant="v2"),
     "sgd": lambda: sgd(0.1, 0.9),
-    "sign": lambda: sign_descent(1e-3, 0.9),
-    "ngd": lambda: normalized_gd(0.02, 0.9),
+    "sign_descent": lambda: sign_descent(1e-3, 0.9),
+    "normalized_gd": lambda: normalized_gd(0.02, 0.9),
 }
+
+
+def test_every_registered_optimizer_has_a_row_in_the_table():
+    from saddle.registry import OPTIMIZERS
+
+    assert set(OPTIMIZERS.names()) <= set(ALL), set(OPTIMIZERS.names()) - set(ALL)
+
+
 SHAPES = [(6, 6), (32, 8), (8, 32), (2, 9), (9, 2)]
 
 

@@ -104,13 +104,15 @@ def replay_muon(config, seed: int = 0, steps: int | None = None, tol: float = 1e
     alignment, alignment_bound, subspace_overlap, gap_ratio).
     """
     from saddle.landscapes import landscape_arrays
-    from saddle.optimizers import NS_COEFFS
-    from saddle.optimizers._muon import muon_scale
+    from saddle.optimizers import NS_COEFFS, muon_scale
+    from saddle.registry import NOISES
 
     c = config
-    if c.optimizer != "muon" or c.quartic != 0 or c.noise not in ("none", "isotropic",
-                                                                   "opnorm"):
-        raise ValueError("replay_muon: needs muon, quartic 0, noise none/isotropic/opnorm")
+    noise = NOISES[c.noise]
+    iid_gaussian = noise.numba and noise.row_scales(c) is None
+    if c.optimizer != "muon" or c.quartic != 0 or not iid_gaussian:
+        raise ValueError("replay_muon: needs muon, quartic 0, and i.i.d. Gaussian noise "
+                         "(none, isotropic or opnorm)")
     m, n = c.m, c.n
     arr = landscape_arrays(c)
     P = np.eye(m) if arr["P"] is None else arr["P"]
@@ -122,8 +124,7 @@ def replay_muon(config, seed: int = 0, steps: int | None = None, tol: float = 1e
     p0, q0 = P[:, :1], Q[:, :1]
     E = p0 @ q0.T
     rng = np.random.default_rng(seed)
-    sd = 0.0 if c.noise == "none" else (
-        c.sigma if c.noise == "isotropic" else c.sigma / (np.sqrt(m) + np.sqrt(n)))
+    sd = noise.numba_scale(c)
     X = c.init_escape * E + (c.init_scale * rng.standard_normal((m, n))
                              if c.init == "random" else 0.0)
     beta, eta = c.momentum, c.learning_rate

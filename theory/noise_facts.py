@@ -27,22 +27,20 @@ FOOTNOTE (lowrank): sigma (sqrt(m w_max) + sqrt(k sum w)) (sqrt(n w_max) + sqrt(
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
+
+from saddle.config import Config
+from saddle.landscapes.spectral import landscape_arrays
+from saddle.registry import NOISES
 
 __all__ = [
     "NoiseFacts",
     "noise_facts",
     "escape_direction_stats",
     "EscapeDirectionStats",
-    "GAUSSIAN_ALONG_E",
 ]
-
-# Noise models whose escape-coordinate noise <Xi, E> is exactly Gaussian.
-GAUSSIAN_ALONG_E = ("none", "isotropic", "opnorm", "kronecker")
 
 
 @dataclass(frozen=True)
@@ -51,22 +49,35 @@ class EscapeDirectionStats:
 
     l1: tuple[float, ...]  # ||E_i||_1 (sum of |entries|)
     linf: tuple[float, ...]  # max |entry|
-    row_weight: tuple[float, ...]  # sum_k s_k^2 p_ik^2 (kronecker row scales; 1 otherwise)
+    row_weight: tuple[float, ...]  # sum_k s_k^2 p_ik^2, s the noise's row scales (else 1)
 
 
-@lru_cache(maxsize=64)
-def _direction_stats(m, n, r, basis, mixing, seed, zipf) -> EscapeDirectionStats:
-    from saddle.config import Config
-    from saddle.landscapes import landscape_arrays
-    from saddle.noise import kronecker_row_scales
+_STATS_CACHE: dict[tuple, EscapeDirectionStats] = {}
 
-    rows = kronecker_row_scales(m, zipf) ** 2 if zipf is not None else np.ones(m)
-    if basis == "coherent":
+
+def escape_direction_stats(config) -> EscapeDirectionStats:
+    """||E_i||_1, ||E_i||_inf and the noise row weight of each escape direction."""
+    spec = NOISES[config.noise]
+    key = (config.m, config.n, config.escape_rank, config.basis, config.mixing,
+           config.landscape_seed, config.noise, spec.shared_key(config))
+    if key not in _STATS_CACHE:
+        if len(_STATS_CACHE) >= 64:
+            _STATS_CACHE.pop(next(iter(_STATS_CACHE)))
+        scales = spec.row_scales(config)
+        _STATS_CACHE[key] = _direction_stats(config, None if scales is None else scales**2)
+    return _STATS_CACHE[key]
+
+
+def _direction_stats(config, row_var) -> EscapeDirectionStats:
+    m, n, r = config.m, config.n, config.escape_rank
+    rows = row_var if row_var is not None else np.ones(m)
+    if config.basis == "coherent":
         return EscapeDirectionStats(
             l1=(1.0,) * r, linf=(1.0,) * r, row_weight=tuple(float(rows[i]) for i in range(r))
         )
     cfg = Config.from_dict(
-        m=m, n=n, escape_rank=r, basis=basis, mixing=mixing, landscape_seed=seed, noise="none"
+        m=m, n=n, escape_rank=r, basis=config.basis, mixing=config.mixing,
+        landscape_seed=config.landscape_seed, noise="none",
     )
     arrs = landscape_arrays(cfg)
     P, Q = arrs["P"], arrs["Q"]
@@ -79,96 +90,48 @@ def _direction_stats(m, n, r, basis, mixing, seed, zipf) -> EscapeDirectionStats
     return EscapeDirectionStats(tuple(l1), tuple(linf), tuple(rw))
 
 
-def escape_direction_stats(config) -> EscapeDirectionStats:
-    """||E_i||_1, ||E_i||_inf and the Kronecker row weight of each escape direction."""
-    zipf = config.noise_zipf if config.noise == "kronecker" else None
-    return _direction_stats(
-        config.m, config.n, config.escape_rank, config.basis, config.mixing,
-        config.landscape_seed, zipf,
-    )
-
-
 @dataclass(frozen=True)
 class NoiseFacts:
-    """The facts about one config's noise model that the bounds use."""
+    """The facts about one config's noise model that the bounds use. The formulas live in
+    the noise model's spec (:class:`saddle.noise.NoiseSpec`); this holds the numbers."""
 
     kind: str
     m: int
     n: int
     sigma: float
     rank: int
-    row_scale_max: float  # kronecker: max_i s_i; 1 otherwise
+    row_scale_max: float  # max_i s_i of per-row scales; 1 when the rows are alike
     e_variance: tuple[float, ...]  # Var <Xi, E_i>, i < r
     entry_std: float  # root-mean-square per-entry standard deviation
     df: float | None
 
     @property
+    def spec(self):
+        return NOISES[self.kind]
+
+    @property
     def gaussian_along_e(self) -> bool:
-        return self.kind in GAUSSIAN_ALONG_E
+        return self.spec.gaussian_along_e
 
     @property
     def has_tail_bound(self) -> bool:
-        """Whether sub-Gaussian norm bounds exist (all but heavy-tailed student_t)."""
-        return self.kind != "student_t"
+        """Whether sub-Gaussian norm bounds exist."""
+        return self.spec.has_tail_bound
 
-    # ---- one draw ---------------------------------------------------------------------------
     def typical_spectral_norm(self) -> float:
         """The large-(m, n) spectral norm of one draw of Xi."""
-        m, n, s = self.m, self.n, self.sigma
-        if self.kind == "none":
-            return 0.0
-        if self.kind in ("isotropic", "student_t"):
-            return s * (math.sqrt(m) + math.sqrt(n))
-        if self.kind == "opnorm":
-            return s
-        if self.kind == "lowrank":
-            k = self.rank
-            return s * (1 + math.sqrt(k / m)) * (1 + math.sqrt(k / n))
-        if self.kind == "kronecker":
-            return s * (self.row_scale_max * math.sqrt(n) + math.sqrt(m))
-        raise ValueError(f"noise: unknown kind {self.kind!r}")
+        return self.spec.typical_spectral_norm(self)
 
-    # ---- filtered sums sum_k w_k Xi_k ---------------------------------------------------
     def spectral_bound(self, wnorm: float, wsum: float, wmax: float, u: float) -> float:
         """||sum_k w_k Xi_k||_2 <= this, except with probability events * exp(-u^2/2).
 
         ``wnorm`` = ||w||_2, ``wsum`` = sum |w_k|, ``wmax`` = max |w_k|, ``u`` >= 0.
         """
-        m, n, s = self.m, self.n, self.sigma
-        if self.kind == "none" or wsum == 0:
-            return 0.0
-        if self.kind == "isotropic":
-            return s * wnorm * (math.sqrt(m) + math.sqrt(n) + u)
-        if self.kind == "opnorm":
-            return s * wnorm * (1 + u / (math.sqrt(m) + math.sqrt(n)))
-        if self.kind == "kronecker":
-            smax = self.row_scale_max
-            return s * wnorm * (smax * math.sqrt(n) + math.sqrt(m) + smax * u)
-        if self.kind == "lowrank":
-            k = self.rank
-            a = math.sqrt(m * wmax) + math.sqrt(k * wsum) + math.sqrt(wmax) * u
-            b = math.sqrt(n * wmax) + math.sqrt(k * wsum) + math.sqrt(wmax) * u
-            return s * a * b / math.sqrt(m * n)
-        return math.inf
+        return self.spec.spectral_bound(self, wnorm, wsum, wmax, u)
 
     def frobenius_bound(self, wnorm: float, wsum: float, wmax: float, u: float) -> float:
         """||sum_k w_k Xi_k||_F <= this, except with probability events * exp(-u^2/2)."""
-        m, n, s = self.m, self.n, self.sigma
-        if self.kind == "none" or wsum == 0:
-            return 0.0
-        if self.kind == "isotropic":
-            return s * wnorm * (math.sqrt(m * n) + u)
-        if self.kind == "opnorm":
-            return s * wnorm * (math.sqrt(m * n) + u) / (math.sqrt(m) + math.sqrt(n))
-        if self.kind == "kronecker":
-            return s * wnorm * (math.sqrt(m * n) + self.row_scale_max * u)
-        if self.kind == "lowrank":
-            # ||A~ B~^T||_F <= ||A~||_F ||B~||_2 with A~ = [sqrt(w_k) A_k].
-            k = self.rank
-            a = math.sqrt(m * k * wsum) + math.sqrt(wmax) * u
-            b = math.sqrt(n * wmax) + math.sqrt(k * wsum) + math.sqrt(wmax) * u
-            return s * a * b / math.sqrt(m * n)
-        return math.inf
+        return self.spec.frobenius_bound(self, wnorm, wsum, wmax, u)
 
     # Events per step that the bounds above union over (spectral + Frobenius, two factors
     # each for lowrank).
@@ -176,37 +139,17 @@ class NoiseFacts:
 
 
 def noise_facts(config) -> NoiseFacts:
-    """The :class:`NoiseFacts` of a config."""
-    from saddle.noise import kronecker_row_scales
-
-    m, n, kind = config.m, config.n, config.noise
-    sigma = 0.0 if config.sigma is None or kind == "none" else float(config.sigma)
-    rank = config.noise_rank or 1
-    smax = 1.0
-    r = config.escape_rank
-    if kind == "none":
-        ev = (0.0,) * r
-        entry = 0.0
-    elif kind == "isotropic":
-        ev, entry = (sigma**2,) * r, sigma
-    elif kind == "opnorm":
-        c = sigma / (math.sqrt(m) + math.sqrt(n))
-        ev, entry = (c**2,) * r, c
-    elif kind == "lowrank":
-        ev = (sigma**2 * rank / (m * n),) * r
-        entry = sigma * math.sqrt(rank / (m * n))
-    elif kind == "kronecker":
-        smax = float(kronecker_row_scales(m, config.noise_zipf).max())
-        stats = escape_direction_stats(config)
-        ev = tuple(sigma**2 * w for w in stats.row_weight)
-        entry = sigma
-    elif kind == "student_t":
-        df = config.noise_df
-        var = sigma**2 if df > 2 else math.inf
-        ev, entry = (var,) * r, math.sqrt(var)
-    else:  # pragma: no cover - Config validates the kind
-        raise ValueError(f"noise: unknown kind {kind!r}")
+    """The :class:`NoiseFacts` of a config, from its noise model's spec."""
+    spec = NOISES[config.noise]
+    scales = spec.row_scales(config)
+    weights = (1.0,) * config.escape_rank
+    if scales is not None:
+        weights = escape_direction_stats(config).row_weight
     return NoiseFacts(
-        kind=kind, m=m, n=n, sigma=sigma, rank=rank, row_scale_max=smax, e_variance=ev,
-        entry_std=entry, df=config.noise_df,
+        kind=config.noise, m=config.m, n=config.n,
+        sigma=0.0 if config.sigma is None else float(config.sigma),
+        rank=config.noise_rank or 1,
+        row_scale_max=1.0 if scales is None else float(scales.max()),
+        e_variance=spec.e_variance(config, weights),
+        entry_std=spec.entry_std(config), df=config.noise_df,
     )

@@ -15,16 +15,25 @@ for verification at small D.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import ConfigError
+from ..fields import choice_field, float_field
 from ..reduce import tree_sum
+from ._spec import LandscapeSpec, register
 from .base import AbstractLandscape
+from .spectra import bulk_quantiles, haar_orthogonal, partial_rotation
 
-__all__ = ["SpectralSaddle"]
+__all__ = ["SpectralSaddle", "SpectralSpec", "landscape_arrays", "BULKS", "BASES"]
+
+BULKS = ("constant", "uniform", "marchenko_pastur", "power_law")
+BASES = ("coherent", "incoherent", "partial")
+SADDLE_POINTS = ("zero", "random")
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -110,10 +119,6 @@ class SpectralSaddle(AbstractLandscape):
         grad = self.from_eigenbasis(GC) + (self.quartic * sq) * X
         return value, grad, a
 
-    def value_and_grad(self, W: jax.Array):
-        value, grad, _ = self.value_and_grad_with_coordinates(W)
-        return value, grad
-
     def value(self, W: jax.Array) -> jax.Array:
         X = W - self.w_star
         C = self.to_eigenbasis(X)
@@ -121,9 +126,6 @@ class SpectralSaddle(AbstractLandscape):
         return 0.5 * tree_sum(self.eigenvalues() * C * C) + 0.25 * self.quartic * sq * sq
 
     # --- the escape subspace -------------------------------------------------------------
-    def escape_coordinates(self, W: jax.Array) -> jax.Array:
-        return self.direction_coordinates(W - self.w_star)
-
     def direction_coordinates(self, X: jax.Array) -> jax.Array:
         """<p_i q_i^T, X> for i < r: the escape coordinates of a displacement X (linear)."""
         r = self.escape_rank
@@ -170,3 +172,137 @@ class SpectralSaddle(AbstractLandscape):
             kappa = float(self.quartic)
             H = H + kappa * (np.dot(x, x) * np.eye(D) + 2 * np.outer(x, x))
         return H
+
+
+# --------------------------------------------------------------------------------------
+# The family's spec: its fields, its shared arrays and how the engine builds it.
+
+_LS = "landscape"
+_FIELDS = (
+    float_field("gamma", 0.1, "flatness: escape modes have Hessian eigenvalue -gamma", _LS, lo=0),
+    choice_field("bulk", "constant", BULKS, "bulk Hessian spectrum", _LS),
+    float_field("bulk_scale", 1.0, "bulk eigenvalue size lambda (the largest for uniform)", _LS,
+                lo=0, lo_open=True),
+    float_field("bulk_ratio", 0.1, "uniform: lambda_lo/lambda_hi; marchenko_pastur: aspect "
+                "ratio q", _LS, lo=0, hi=1, lo_open=True),
+    float_field("bulk_tail", 2.0, "power_law: tail exponent alpha of the bulk density", _LS,
+                lo=0, lo_open=True),
+    float_field("quartic", 0.0, "quartic cap kappa: + kappa/4 ||W - W*||_F^4", _LS, lo=0),
+    choice_field("basis", "incoherent", BASES, "eigenbasis P, Q against the coordinate axes",
+                 _LS),
+    float_field("mixing", 0.5, "partial basis: rotation strength in [0, 1] (0 coherent, 1 ~ "
+                "Haar)", _LS, lo=0, hi=1),
+    choice_field("saddle_point", "zero", SADDLE_POINTS, "where the saddle W* sits", _LS),
+    float_field("saddle_point_scale", 1.0, "random W*: entries N(0, scale^2 / n)", _LS, lo=0),
+)
+
+# Fields whose meaning depends on another field's value; elsewhere they normalize to None.
+_CONDITIONAL = {
+    "bulk_ratio": lambda v: v["bulk"] in ("uniform", "marchenko_pastur"),
+    "bulk_tail": lambda v: v["bulk"] == "power_law",
+    "mixing": lambda v: v["basis"] == "partial",
+    "saddle_point_scale": lambda v: v["saddle_point"] == "random",
+}
+
+# Independent NumPy streams per landscape ingredient, so that changing one option (say the
+# bulk spectrum) leaves the bases and W* of the same landscape seed untouched.
+_STREAM_P, _STREAM_Q, _STREAM_BULK, _STREAM_WSTAR = 1, 2, 3, 4
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), stream])
+
+
+def landscape_arrays(config) -> dict[str, np.ndarray | None]:
+    """The float64 arrays of a config's spectral saddle: unit bulk, P, Q and W*.
+
+    These depend only on (m, n, escape_rank, bulk, bulk_ratio, bulk_tail, basis, mixing,
+    saddle_point, saddle_point_scale, landscape_seed); the scalars gamma, bulk_scale and
+    quartic are applied separately, so a batch of configs differing in those shares them.
+    """
+    m, n, r = config.m, config.n, config.escape_rank
+    seed = config.landscape_seed
+
+    count = m * n - r
+    vals = bulk_quantiles(config.bulk, count, config.bulk_ratio, config.bulk_tail)
+    vals = _rng(seed, _STREAM_BULK).permutation(vals)
+    escape_mask = np.zeros((m, n), bool)
+    escape_mask[np.arange(r), np.arange(r)] = True
+    bulk = np.zeros((m, n))
+    bulk[~escape_mask] = vals
+
+    if config.basis == "coherent":
+        P = Q = None
+    elif config.basis == "incoherent":
+        P = haar_orthogonal(_rng(seed, _STREAM_P), m)
+        Q = haar_orthogonal(_rng(seed, _STREAM_Q), n)
+    else:
+        P = partial_rotation(_rng(seed, _STREAM_P), m, config.mixing)
+        Q = partial_rotation(_rng(seed, _STREAM_Q), n, config.mixing)
+
+    if config.saddle_point == "zero":
+        w_star = np.zeros((m, n))
+    else:
+        w_star = _rng(seed, _STREAM_WSTAR).standard_normal((m, n)) * (
+            config.saddle_point_scale / np.sqrt(n)
+        )
+    return dict(bulk=bulk, P=P, Q=Q, w_star=w_star)
+
+
+@register
+class SpectralSpec(LandscapeSpec):
+    name = "spectral"
+    summary = "quadratic saddle with a chosen Hessian spectrum and eigenbasis"
+    fields = _FIELDS
+    traced = ("gamma", "bulk_scale", "quartic")
+
+    def applies(self, field, values):
+        rule = _CONDITIONAL.get(field)
+        return rule is None or rule(values)
+
+    def static_key(self, config) -> tuple:
+        # Incoherent and partial bases compile alike: both are dense P and Q.
+        return (("coherent", config.basis == "coherent"),)
+
+    def shared_arrays(self, config):
+        return landscape_arrays(config)
+
+    def build(self, static, arrays, s, escape_rank):
+        coherent = static["coherent"]
+        return SpectralSaddle(
+            bulk=arrays["bulk"], bulk_scale=s["bulk_scale"], gamma=s["gamma"],
+            quartic=s["quartic"], P=None if coherent else arrays["P"],
+            Q=None if coherent else arrays["Q"], w_star=arrays["w_star"],
+            escape_rank=escape_rank,
+        )
+
+    def loss_depth(self, values) -> float:
+        """gamma^2/(4 kappa), infinite for kappa = 0 (and 0 for gamma = 0)."""
+        gamma, quartic = values["gamma"], values["quartic"]
+        if gamma == 0:
+            return 0.0
+        if quartic == 0:
+            return math.inf
+        try:
+            return gamma**2 / (4 * quartic)
+        except OverflowError:
+            return math.inf
+
+    def check(self, values):
+        if values["escape"] == "loss" and not values["loss_drop"] < self.loss_depth(values):
+            depth = self.loss_depth(values)
+            raise ConfigError(
+                "loss_drop",
+                values["loss_drop"],
+                f"a number in (0, {depth:.6g}): the landscape's depth gamma^2/(4 quartic)"
+                if math.isfinite(depth) and depth > 0
+                else "a reachable drop; with gamma = 0 the loss never falls below f(W*), "
+                "use escape = 'projection'",
+            )
+
+    def mean_squared_curvature(self, config) -> float:
+        bulk = np.asarray(landscape_arrays(config)["bulk"], float)
+        return float(np.mean(bulk**2)) * config.bulk_scale**2
+
+    def numba_unsupported(self, values):
+        return None if values["basis"] == "coherent" else "numba runs the coherent basis only"

@@ -4,13 +4,19 @@ Each factory returns pure ``init(params)`` and ``update(grads, state, params)`` 
 ``params + updates`` is the new iterate (updates include the learning rate and the
 decoupled weight decay). Hyperparameters may be traced scalars, so learning-rate grids can
 be ``vmap``-ed; structure switches are keyword-only Python values.
+
+Each optimizer module also registers its spec (fields, defaults, compile-key fields, how to
+build it from a config) in :data:`saddle.registry.OPTIMIZERS`.
 """
 
+# Registration order is the order the optimizers are listed in.
+from . import _adamw, _muon, _mano, _baselines  # noqa: F401, I001
+from ..registry import OPTIMIZERS
 from ._adamw import AdamWState, adamw
 from ._baselines import MomentumState, normalized_gd, sgd, sign_descent
-from ._factory import from_config
 from ._mano import ManoState, mano, mano_direction
 from ._muon import MuonState, muon, muon_scale
+from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec
 from ._orthogonalize import (
     NS_COEFFS,
     newton_schulz,
@@ -38,4 +44,15 @@ __all__ = [
     "MuonState",
     "ManoState",
     "MomentumState",
+    "OptimizerSpec",
+    "LEARNING_RATE",
+    "EPS",
+    "WEIGHT_DECAY",
+    "MOMENTUM",
+    "NESTEROV",
 ]
+
+
+def from_config(config):
+    """The optimizer of a :class:`saddle.config.Config`, with its normalized fields."""
+    return OPTIMIZERS[config.optimizer].from_config(config)

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ..fields import float_field
 from ._base import cast, decayed_step, map_leaves, zeros_like_tree
+from ._spec import EPS, LEARNING_RATE, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["adamw", "AdamWState"]
 
@@ -77,3 +79,24 @@ def adamw(
         return ups, AdamWState(count=count, mu=mus, nu=nus)
 
     return optax.GradientTransformation(init, update)
+
+
+B1 = float_field("b1", None, "adamw: first-moment decay", "optimizer", lo=0, hi=1, hi_open=True)
+B2 = float_field("b2", None, "adamw: second-moment decay", "optimizer", lo=0, hi=1, hi_open=True)
+
+
+@register
+class AdamWSpec(OptimizerSpec):
+    name = "adamw"
+    summary = "AdamW, PyTorch's algebra"
+    fields = (LEARNING_RATE, B1, B2, EPS, WEIGHT_DECAY)
+    defaults = dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0)
+    traced = ("learning_rate", "b1", "b2", "eps", "weight_decay")
+    numba_code = 0
+
+    def build(self, static, s):
+        return adamw(s["learning_rate"], b1=s["b1"], b2=s["b2"], eps=s["eps"],
+                     weight_decay=s["weight_decay"])
+
+    def update_rms_per_lr(self, config) -> float:
+        return 0.2  # the typical AdamW update RMS (Moonlight's matching convention)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -9,7 +10,9 @@ import jax.numpy as jnp
 import optax
 
 from ..reduce import tree_norm
+from ..registry import LANDSCAPES, NOISES
 from ._base import cast, decayed_step, map_leaves, zeros_like_tree
+from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["sgd", "sign_descent", "normalized_gd", "MomentumState"]
 
@@ -103,3 +106,61 @@ def normalized_gd(learning_rate=0.02, momentum=0.0, *, eps=1e-12, weight_decay=0
         return V / jnp.maximum(tree_norm(V), cast(eps, V))
 
     return _momentum_method(direction, momentum, False, learning_rate, weight_decay)
+
+
+@register
+class SGDSpec(OptimizerSpec):
+    name = "sgd"
+    summary = "SGD, heavy ball or Nesterov"
+    fields = (LEARNING_RATE, WEIGHT_DECAY, MOMENTUM, NESTEROV)
+    defaults = dict(learning_rate=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
+    static = ("nesterov",)
+    traced = ("learning_rate", "weight_decay", "momentum")
+    numba_code = 1
+
+    def build(self, static, s):
+        return sgd(s["learning_rate"], momentum=s["momentum"], nesterov=static["nesterov"],
+                   weight_decay=s["weight_decay"])
+
+    def update_rms_per_lr(self, config) -> float:
+        """The RMS of the first stochastic gradient: the bulk's pull on a random init and
+        the noise's per-entry scale (1 when both are zero)."""
+        lam2 = LANDSCAPES[config.landscape].mean_squared_curvature(config)
+        init = config.init_scale or 0.0
+        noise = NOISES[config.noise].entry_std(config)
+        rms = math.sqrt(init**2 * lam2 + noise**2)
+        return rms if rms > 0 else 1.0
+
+
+@register
+class SignDescentSpec(OptimizerSpec):
+    name = "sign_descent"
+    summary = "sign descent with optional momentum"
+    fields = (LEARNING_RATE, WEIGHT_DECAY, MOMENTUM)
+    defaults = dict(learning_rate=1e-3, momentum=0.0, weight_decay=0.0)
+    traced = ("learning_rate", "weight_decay", "momentum")
+    numba_code = 2
+
+    def build(self, static, s):
+        return sign_descent(s["learning_rate"], momentum=s["momentum"],
+                            weight_decay=s["weight_decay"])
+
+    def update_rms_per_lr(self, config) -> float:
+        return 1.0
+
+
+@register
+class NormalizedGDSpec(OptimizerSpec):
+    name = "normalized_gd"
+    summary = "normalized gradient descent (Frobenius step eta)"
+    fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM)
+    defaults = dict(learning_rate=0.02, momentum=0.0, eps=1e-12, weight_decay=0.0)
+    traced = ("learning_rate", "eps", "weight_decay", "momentum")
+    numba_code = 3
+
+    def build(self, static, s):
+        return normalized_gd(s["learning_rate"], momentum=s["momentum"], eps=s["eps"],
+                             weight_decay=s["weight_decay"])
+
+    def update_rms_per_lr(self, config) -> float:
+        return 1.0 / math.sqrt(config.m * config.n)

@@ -9,8 +9,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ..fields import choice_field
 from ..reduce import tree_norm, tree_sum
 from ._base import cast, decayed_step, map_leaves, require_matrices, zeros_like_tree
+from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["mano", "ManoState", "mano_direction"]
 
@@ -117,3 +119,30 @@ def mano(
         return ups, ManoState(count=state.count + 1, mu=mus)
 
     return optax.GradientTransformation(init, update)
+
+
+VARIANT = choice_field("variant", None, VARIANTS, "mano: algorithm version", "optimizer")
+
+
+@register
+class ManoSpec(OptimizerSpec):
+    name = "mano"
+    summary = "Mano: alternating slice-normalized tangent momentum"
+    fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, VARIANT)
+    # nesterov's default depends on the variant (v1 off, v2 on): see normalize.
+    defaults = dict(learning_rate=1e-3, momentum=0.95, nesterov=None, variant="v1", eps=1e-8,
+                    weight_decay=0.0)
+    static = ("variant", "nesterov")
+    traced = ("learning_rate", "eps", "weight_decay", "momentum")
+    numba_code = 4
+
+    def normalize(self, values):
+        if values["nesterov"] is None:
+            values["nesterov"] = values["variant"] == "v2"
+
+    def build(self, static, s):
+        return mano(s["learning_rate"], momentum=s["momentum"], eps=s["eps"],
+                    weight_decay=s["weight_decay"], **static)
+
+    def update_rms_per_lr(self, config) -> float:
+        return 0.2  # exact: every slice-normalized update has RMS 0.2 eta

@@ -9,8 +9,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ..fields import choice_field, int_field
 from ._base import cast, decayed_step, map_leaves, require_matrices, zeros_like_tree
 from ._orthogonalize import NS_COEFFS, newton_schulz, polar_factor
+from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["muon", "MuonState", "muon_scale"]
 
@@ -130,3 +132,30 @@ def muon(
         return ups, MuonState(count=state.count + 1, mu=mus)
 
     return optax.GradientTransformation(init, update)
+
+
+NS_STEPS = int_field("ns_steps", None, "muon: Newton-Schulz iterations", "optimizer", lo=1, hi=100)
+ORTHOGONALIZER = choice_field("orthogonalizer", None, ORTHOGONALIZERS, "muon: orthogonalizer",
+                              "optimizer")
+SCALING = choice_field("scaling", None, SCALINGS, "muon: update scaling convention", "optimizer")
+
+
+@register
+class MuonSpec(OptimizerSpec):
+    name = "muon"
+    summary = "Muon: orthogonalized momentum (Newton-Schulz or exact polar)"
+    fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, NS_STEPS, ORTHOGONALIZER,
+              SCALING)
+    defaults = dict(learning_rate=0.02, momentum=0.95, nesterov=True, ns_steps=5,
+                    orthogonalizer="newton_schulz", scaling="keller", eps=1e-7, weight_decay=0.0)
+    static = ("nesterov", "ns_steps", "orthogonalizer", "scaling")
+    traced = ("learning_rate", "eps", "weight_decay", "momentum")
+
+    def build(self, static, s):
+        return muon(s["learning_rate"], momentum=s["momentum"], eps=s["eps"],
+                    weight_decay=s["weight_decay"], **static)
+
+    def update_rms_per_lr(self, config) -> float:
+        """A full-rank orthogonalized update has RMS 1/sqrt(max(m, n)) before scaling."""
+        m, n = config.m, config.n
+        return muon_scale((m, n), config.scaling) / math.sqrt(max(m, n))

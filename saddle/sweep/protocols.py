@@ -1,12 +1,13 @@
-"""Learning-rate protocols (design §4): what learning rate each grid point runs at.
+"""Learning-rate protocols: what learning rate each grid point runs at.
 
 - ``fixed``: the config's learning rate (the optimizer's default when unset), for every D.
 - ``matched_rms``: the learning rate that makes the *nominal* update RMS equal to
-  ``target_rms`` (default 2e-4, i.e. 0.2 x 1e-3). The nominal RMS per unit learning rate is
-  :func:`update_rms_per_lr`: 0.2 for AdamW (the typical AdamW update RMS, Moonlight's
-  matching convention) and for Mano and Moonlight-scaled Muon (exact), 1 for sign descent,
-  ``scale / sqrt(max(m, n))`` for Muon with a full-rank orthogonalized update, ``1/sqrt(mn)``
-  for normalized GD, and the initial gradient RMS for SGD.
+  ``target_rms`` (default 2e-4, i.e. 0.2 x 1e-3). Each optimizer's spec states its nominal
+  RMS per unit learning rate (:func:`update_rms_per_lr`): 0.2 for AdamW (the typical AdamW
+  update RMS, Moonlight's matching convention) and for Mano and Moonlight-scaled Muon
+  (exact), 1 for sign descent, ``scale / sqrt(max(m, n))`` for Muon with a full-rank
+  orthogonalized update, ``1/sqrt(mn)`` for normalized GD, and the initial gradient RMS for
+  SGD.
 - ``tuned``: every multiplier of ``lr_grid`` times the base learning rate runs (all of them
   in one batch: the configs differ only in a scalar). The analysis then keeps, per D and
   optimizer, the learning rate with the smallest Kaplan-Meier median escape time
@@ -18,45 +19,18 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..config import Config
+from ..registry import OPTIMIZERS
 
 __all__ = ["update_rms_per_lr", "matched_rms_lr", "find_stability_edge"]
 
 
 def update_rms_per_lr(config: Config) -> float:
-    """Nominal RMS of one update divided by the learning rate (see the module docstring)."""
-    m, n = config.m, config.n
-    opt = config.optimizer
-    if opt == "adamw":
-        return 0.2
-    if opt == "mano":
-        return 0.2
-    if opt == "sign_descent":
-        return 1.0
-    if opt == "normalized_gd":
-        return 1.0 / math.sqrt(m * n)
-    if opt == "muon":
-        scale = {"keller": math.sqrt(max(1.0, m / n)), "moonlight": 0.2 * math.sqrt(max(m, n)),
-                 "none": 1.0}[config.scaling]
-        return scale / math.sqrt(max(m, n))
-    if opt == "sgd":
-        from ..landscapes import landscape_arrays
-
-        bulk = np.asarray(landscape_arrays(config)["bulk"], float)
-        lam2 = float(np.mean(bulk**2)) * config.bulk_scale**2
-        init = config.init_scale or 0.0
-        noise = config.sigma or 0.0
-        if config.noise == "opnorm":
-            noise = noise / (math.sqrt(m) + math.sqrt(n))
-        elif config.noise == "none":
-            noise = 0.0
-        rms = math.sqrt(init**2 * lam2 + noise**2)
-        return rms if rms > 0 else 1.0
-    raise ValueError(f"update_rms_per_lr: unknown optimizer {opt!r}")
+    """Nominal RMS of one update divided by the learning rate (see the module docstring);
+    each optimizer's spec states its own."""
+    return OPTIMIZERS[config.optimizer].update_rms_per_lr(config)
 
 
 def matched_rms_lr(config: Config, target_rms: float) -> float:

@@ -1,0 +1,105 @@
+"""One run's state and its step: ``step(key, state, problem) -> (state, info)``.
+
+The step is a pure function of one run (the batch is a ``vmap`` over it). It evaluates the
+loss, gradient and escape coordinates at the current iterate, draws the step's noise, asks
+the optimizer for an update and applies it; ``info`` reports what it evaluated, so that the
+loop can decide whether the run had already stopped at the iterate it was given.
+
+Parameters may be any pytree of matrices (the landscape decides). Leaf k of the noise and
+of the initial perturbation draws from its own stream; leaf 0 uses the run's key itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import prng
+from ..noise import generator
+from .problem import Problem
+
+__all__ = ["RunState", "StepInfo", "StepKey", "run_keys", "init_state", "step"]
+
+# Streams of a leaf k >= 1 of a parameter pytree, derived from the run's key.
+_LEAF_STREAM = 64
+
+
+class RunState(NamedTuple):
+    params: Any  # the iterate W_t (a pytree)
+    opt_state: Any
+
+
+class StepKey(NamedTuple):
+    """The randomness of one step: the run's noise key and the step counter t."""
+
+    key: jax.Array
+    t: jax.Array
+
+
+class StepInfo(NamedTuple):
+    loss: jax.Array  # f(W_t)
+    coordinates: jax.Array  # escape coordinates a(W_t), shape (escape_rank,)
+    intended: jax.Array  # the update's own first escape coordinate
+    realized: jax.Array  # the first escape coordinate of W_{t+1} - W_t after rounding
+
+
+def run_keys(seeds: jax.Array, rng: str = "pcg3d") -> tuple[jax.Array, jax.Array]:
+    """Per-run (init key, noise key), derived from the seed alone.
+
+    A run's randomness depends only on its seed, never on its position in a batch or the
+    batch size. ``pcg3d``: 32-bit keys hashed from (seed, stream). ``threefry``: the two
+    halves of ``split(key(seed))``. Step t's noise is a function of (noise key, t).
+    """
+    if rng == "pcg3d":
+        return prng.run_key(seeds, prng.STREAM_INIT), prng.run_key(seeds, prng.STREAM_NOISE)
+
+    def one(seed):
+        k_init, k_noise = jax.random.split(jax.random.key(seed))
+        return k_init, k_noise
+
+    return jax.vmap(one)(seeds)
+
+
+def _leaf_key(rng: str, key, k: int):
+    if k == 0:
+        return key
+    if rng == "pcg3d":
+        return prng.run_key(key, _LEAF_STREAM + k)
+    return jax.random.fold_in(key, k)
+
+
+def _draw(rng: str, key, t, like, draw):
+    """``draw(generator, shape, dtype)`` for every leaf of ``like``, each from its stream."""
+    leaves, treedef = jax.tree.flatten(like)
+    out = [draw(generator(rng, _leaf_key(rng, key, k), t), x.shape, x.dtype)
+           for k, x in enumerate(leaves)]
+    return jax.tree.unflatten(treedef, out)
+
+
+def init_state(key: jax.Array, problem: Problem, init_scale, init_escape) -> RunState:
+    """W_0 = W* + init_scale Z + init_escape E_0, with Z standard normal."""
+    L = problem.landscape
+    w_star = L.saddle_point
+    Z = _draw(problem.rng, key, 0, w_star, lambda g, shape, dtype: g.normal(shape, dtype))
+    W = jax.tree.map(lambda w, z, e: w + init_scale * z + init_escape * e,
+                     w_star, Z, L.escape_direction(0))
+    return RunState(W, problem.optimizer.init(W))
+
+
+def step(key: StepKey, state: RunState, problem: Problem) -> tuple[RunState, StepInfo]:
+    """Evaluate at W_t, draw the noise of step t + 1 and move: W_{t+1} = W_t + U."""
+    L = problem.landscape
+    W = state.params
+    f, g, a = L.value_and_grad_with_coordinates(W)
+    Xi = _draw(problem.rng, key.key, key.t, W,
+               lambda gen, shape, dtype: problem.noise.sample(gen, shape, dtype))
+    G = jax.tree.map(jnp.add, g, Xi)
+    updates, opt_state = problem.optimizer.update(G, state.opt_state, W)
+    W_new = jax.tree.map(jnp.add, W, updates)
+    # Signal-loss check: the update's own escape component against the change that
+    # survived rounding in W + U (W_new - W is exact: Sterbenz).
+    intended = L.direction_coordinates(updates)[0]
+    realized = L.direction_coordinates(jax.tree.map(jnp.subtract, W_new, W))[0]
+    return RunState(W_new, opt_state), StepInfo(f, a, intended, realized)

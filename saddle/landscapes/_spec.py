@@ -1,0 +1,60 @@
+"""The landscape-family spec: how a config becomes a landscape the engine can run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..registry import LANDSCAPES, Component
+from .base import AbstractLandscape
+
+__all__ = ["LandscapeSpec", "register"]
+
+
+class LandscapeSpec(Component):
+    """A family of saddle landscapes.
+
+    The engine builds a family's landscape in two parts: ``shared_arrays`` (float64 NumPy,
+    built once per landscape draw and shared by every run of a batch; keyed by
+    ``shared_key``) and ``build``, which turns those arrays (as JAX arrays), the static
+    values and the per-run ``traced`` scalars into an :class:`AbstractLandscape`. Each run
+    may have its own scalars: ``build`` is called under ``vmap``.
+    """
+
+    def shared_key(self, config) -> tuple:
+        """The config values the shared arrays depend on (by default every own field that
+        is not traced, with the shape and the landscape seed)."""
+        own = tuple(getattr(config, f) for f in self.field_names if f not in self.traced)
+        return (config.m, config.n, config.escape_rank, config.landscape_seed) + own
+
+    def shared_arrays(self, config) -> dict[str, np.ndarray | None]:
+        return {}
+
+    def build(self, static: Mapping[str, Any], arrays: Mapping[str, Any],
+              s: Mapping[str, Any], escape_rank: int) -> AbstractLandscape:
+        raise NotImplementedError
+
+    def dimension(self, config) -> int:
+        """D, the number of parameters."""
+        return config.m * config.n
+
+    def loss_depth(self, values: Mapping[str, Any]) -> float:
+        """How far below f(W*) the loss can go (for the loss escape criterion)."""
+        return math.inf
+
+    def mean_squared_curvature(self, config) -> float:
+        """The mean squared Hessian eigenvalue of the bulk (for nominal gradient sizes)."""
+        return 0.0
+
+    def numba_unsupported(self, values: Mapping[str, Any]) -> str | None:
+        """Why the numba kernels cannot run this landscape, or None."""
+        return f"numba does not run landscape {self.name!r}"
+
+
+def register(spec_class: type[LandscapeSpec]) -> type[LandscapeSpec]:
+    """Class decorator: register an instance of a landscape spec."""
+    LANDSCAPES.register(spec_class())
+    return spec_class
