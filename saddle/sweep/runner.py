@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,16 +24,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..records import batch_arrays, run_records
 from .protocols import find_stability_edge, matched_rms_lr
 from .spec import SweepSpec
 from .store import Store
 
-__all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport",
-           "RESULT_COLUMNS"]
+__all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport"]
 
-RESULT_COLUMNS = ("run_id", "config_hash", "sweep", "lr_protocol", "lr_multiplier", "D", "aspect",
-                  "status", "escaped", "escape_time", "steps", "diverged", "final_loss",
-                  "final_distance", "signal_lost", "rounding_lost_frac", "wall_s")
 _BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
 
 
@@ -121,46 +117,20 @@ def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | N
     if x64 is not None and x64 != x64_enabled():
         enable_x64(x64)
 
-    out = engine.run_batch(configs, seeds, trace_stride=trace_stride)
-    return dict(
-        status=np.asarray(out.status), stop=np.asarray(out.stop_step),
-        loss=np.asarray(out.final_loss), dist=np.asarray(out.final_distance),
-        lost=np.asarray(out.lost_fraction), wall_s=float(out.wall_s),
-        compile_s=float(out.compile_s), traces=out.traces,
-    )
-
-
-def _finite(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
+    return batch_arrays(engine.run_batch(configs, seeds, trace_stride=trace_stride))
 
 
 def batch_rows(
     batch: list[Run], result: dict, sweep: str
 ) -> tuple[list[dict], pd.DataFrame | None]:
     """Result rows (one per run) and the long-format trace rows of one batch."""
-    from .. import engine
-
-    per = result["wall_s"] / len(batch)
     rows = []
-    for b, r in enumerate(batch):
-        st = int(result["status"][b])
-        status = {engine.ESCAPED: "escaped", engine.DIVERGED: "diverged"}.get(st, "censored")
-        d = r.config.to_dict()
-        d["seed"] = r.seed
-        row = dict(
-            run_id=r.run_id, config_hash=r.config.config_hash(), sweep=sweep,
-            lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=r.config.D,
-            aspect=r.config.m / r.config.n,
-            status=status, escaped=status == "escaped",
-            escape_time=int(result["stop"][b]) if status == "escaped" else None,
-            steps=int(result["stop"][b]), diverged=status == "diverged",
-            final_loss=_finite(result["loss"][b]), final_distance=_finite(result["dist"][b]),
-            signal_lost=bool(result["lost"][b] >= engine.SIGNAL_LOST_FRACTION),
-            rounding_lost_frac=float(result["lost"][b]),
-            wall_s=per,
-        )
-        rows.append({**d, **row})
+    for r, record in zip(batch, run_records(result), strict=True):
+        c = r.config
+        row = dict(run_id=r.run_id, config_hash=c.config_hash(), sweep=sweep,
+                   lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=c.D,
+                   aspect=c.m / c.n, **record)
+        rows.append({**c.to_dict(), "seed": r.seed, **row})
     traces = None
     if result.get("traces"):
         frames = []
