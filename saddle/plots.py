@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import display_columns, exponent_table, select_tuned, summarize, varying_columns
+from .records import config_from_row
 
 __all__ = ["KINDS", "plot_dimension", "plot_gap", "plot_phase", "plot_trajectory", "save"]
 
@@ -69,8 +70,6 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
     """Escape-time bounds from theory/ along a dimension series (empty if none apply)."""
     try:
         import theory
-
-        from .config import FIELDS, Config
     except ImportError:
         return {}
     results = getattr(theory, "RESULTS", None)
@@ -78,15 +77,12 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
         return {}
     out: dict[str, list] = {}
     for name, res in results.items():
-        if getattr(res, "quantity", None) != "escape_time" or res.kind == "estimate" and False:
+        if getattr(res, "quantity", None) != "escape_time":
             continue
         vals = []
         for (m, n) in shapes:
-            d = {k: config_row[k] for k in FIELDS if k in config_row.index}
-            d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
-            d.update(m=int(m), n=int(n), seeds=1)
             try:
-                cfg = Config.from_dict(d)
+                cfg = config_from_row(config_row, m=int(m), n=int(n))
             except Exception:
                 vals = []
                 break
@@ -166,16 +162,11 @@ def _threshold(df: pd.DataFrame, x: str) -> float | None:
     """The spiked-matrix threshold on the x axis, from theory/, when it applies."""
     try:
         import theory
-
-        from .config import FIELDS, Config
     except ImportError:
         return None
     results = getattr(theory, "RESULTS", None) or {}
-    row = df.iloc[0]
-    d = {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k])
-         for k in FIELDS if k in row.index}
     try:
-        cfg = Config.from_dict(d)
+        cfg = config_from_row(df.iloc[0])
     except Exception:
         return None
     for res in results.values():

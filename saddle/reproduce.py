@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import exponent_table, select_tuned, summarize, times_and_events
-from .config import FIELDS, Config
+from .records import config_from_row
 
 __all__ = ["EXPERIMENTS", "spec_path", "run_experiments", "analyse", "write_report",
            "bound_checks", "verdicts", "config_from_row", "ballistic_fit"]
@@ -64,20 +64,6 @@ def run_experiments(out: Path, quick: bool, names=EXPERIMENTS, progress=None, lo
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def config_from_row(row) -> Config:
-    d = {}
-    for k in FIELDS:
-        if k in row:
-            v = row[k]
-            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-                v = None
-            elif hasattr(v, "item"):
-                v = v.item()
-            d[k] = v
-    d["seeds"] = 1
-    return Config.from_dict(d)
 
 
 def _fmt(x, digits=2) -> str:
