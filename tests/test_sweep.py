@@ -73,12 +73,20 @@ def test_exclude_any_of_list():
     (dict(m={"a": 1}), "m"),
     (dict(m=[8, 0]), "m"),
     (dict(name=3), "name"),
+    (dict(zip=[[["m"], "n"]], m=[8, 16], n=[8, 16]), "zip"),
+    (dict(zip=[[{"m": 1}, "n"]], m=[8, 16], n=[8, 16]), "zip"),
 ])
 def test_bad_specs_name_the_field(bad, field):
     with pytest.raises(SaddleInputError) as e:
         parse_spec(dict(SMALL, **bad))
     msg = str(e.value)
     assert field in msg and "\n" not in msg
+
+
+def test_a_zip_group_of_non_names_is_a_one_line_error():
+    with pytest.raises(SaddleInputError, match=r"^spec: zip: got \['m'\]; allowed: names of "
+                       r"list-valued fields in this spec \(axes\)$"):
+        parse_spec(dict(SMALL, zip=[[["m"], "n"]], m=[8, 16], n=[8, 16]))
 
 
 def test_protocols_set_the_learning_rate():
