@@ -333,31 +333,50 @@ def _summarize_classes(rows: pd.DataFrame, want: str) -> tuple[str, list[str]]:
 
 def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
              gaps: pd.DataFrame) -> list[Verdict]:
-    out = []
+    """The verdicts on claims C1-C4 from the exponent, trajectory, drift and gap tables."""
+    square = _square_exponents(exps)
+    return [_verdict_c1(square), _verdict_c2(square), _verdict_c3(traj, gaps),
+            _verdict_c4(drift)]
+
+
+def _square_exponents(exps: pd.DataFrame) -> pd.DataFrame:
+    """The dimension exponents of square shapes (all of them if the aspect is not known)."""
     if exps.empty or "method" not in exps.columns:  # no dimension sweep among the results
         exps = pd.DataFrame(columns=["method", "lr_protocol", "noise", "aspect", "exponent",
                                      "low", "high"])
-    square = exps[exps["aspect"] == 1.0] if "aspect" in exps.columns else exps
-    # C1
-    a = square[square["method"] == "adamw"].copy()
-    a["b_class"] = [_classify_b(lo, hi) for lo, hi in zip(a["low"], a["high"], strict=True)]
+    return exps[exps["aspect"] == 1.0] if "aspect" in exps.columns else exps
+
+
+def _classified(exps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """The exponents of ``methods``, each with its class (:func:`_classify_b`) as b_class."""
+    rows = exps[exps["method"].isin(methods)].copy()
+    rows["b_class"] = [_classify_b(lo, hi)
+                       for lo, hi in zip(rows["low"], rows["high"], strict=True)]
+    return rows
+
+
+def _verdict_c1(square: pd.DataFrame) -> Verdict:
+    a = _classified(square, ["adamw"])
     v, _ = _summarize_classes(a, "O(D)")
-    out.append(Verdict(
+    return Verdict(
         "C1", "AdamW pays an O(D) escape-time penalty at flat saddles.", v,
         [f"{r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] "
          f"({r.b_class})" for r in a.itertuples()],
         f"O(D) when the exponent's 95% CI lies above {LINEAR_B} or contains 1 (and lies above "
-        f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B})."))
-    # C2
-    m = square[square["method"].isin(["muon-ns", "muon-polar"])].copy()
-    m["b_class"] = [_classify_b(lo, hi) for lo, hi in zip(m["low"], m["high"], strict=True)]
+        f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B}).")
+
+
+def _verdict_c2(square: pd.DataFrame) -> Verdict:
+    m = _classified(square, ["muon-ns", "muon-polar"])
     v, _ = _summarize_classes(m, "dimension-free")
-    out.append(Verdict(
+    return Verdict(
         "C2", "Muon's escape is dimension-free.", v,
         [f"{r.method} {r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, "
          f"{r.high:.2f}] ({r.b_class})" for r in m.itertuples()],
-        f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B})."))
-    # C3
+        f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B}).")
+
+
+def _verdict_c3(traj: pd.DataFrame, gaps: pd.DataFrame) -> Verdict:
     ev = []
     verdict = "undetermined (no trajectories)"
     if not traj.empty:
@@ -379,12 +398,14 @@ def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
             ev.append(f"gap sweep, {method}/{noise}: escape slows (median ×2 or success < ½) "
                       f"at {thr}")
         verdict += "; above the gap only (see the gap thresholds)"
-    out.append(Verdict(
+    return Verdict(
         "C3", "Given a sufficient spectral gap, Muon leaves the saddle by ballistic ejection.",
         verdict, ev,
         f"ballistic: |a_t| over its escape phase fits a line with R² ≥ {BALLISTIC_R2} and at "
-        "least as well as an exponential, in ≥ 75% of runs at every D."))
-    # C4
+        "least as well as an exponential, in ≥ 75% of runs at every D.")
+
+
+def _verdict_c4(drift: pd.DataFrame) -> Verdict:
     ev = []
     verdict = "undetermined (no coherence data)"
     if not drift.empty:
@@ -404,12 +425,11 @@ def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
         others = sorted(set(shielded["method"]) - {"muon-ns", "muon-polar"})
         if others:
             verdict += "; also seen for " + ", ".join(others)
-    out.append(Verdict(
+    return Verdict(
         "C4", "Incoherent escape directions shield the trajectory from orthogonal drift.",
         verdict, ev,
         "shielded: orthogonal drift at escape smaller with incoherent than coherent directions, "
-        "Mann-Whitney one-sided p < 0.05."))
-    return out
+        "Mann-Whitney one-sided p < 0.05.")
 
 
 # --- analysis and report -----------------------------------------------------------------------
