@@ -47,6 +47,14 @@ def _series_columns(df: pd.DataFrame, skip=()) -> list[str]:
     return [c for c in varying_columns(df) if c not in skip]
 
 
+def _series_groups(df: pd.DataFrame, series_cols: list[str]) -> list[tuple]:
+    """(key, rows) per series, in sorted key order: the rows grouped by the text of
+    ``series_cols`` (missing values as "-"); one group of all rows when there are none."""
+    if not series_cols:
+        return [((), df)]
+    return list(df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+
+
 def _label(row: dict, cols: list[str]) -> str:
     parts = []
     for c in cols:
@@ -102,8 +110,7 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
     series_cols = _series_columns(df)
     label_cols = display_columns(df, series_cols)
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    groups = [((), df)] if not series_cols else list(
-        df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    groups = _series_groups(df, series_cols)
     for i, (_, g) in enumerate(groups):
         color = f"C{i % 10}"
         s = summarize(g, by=["D"])
@@ -190,8 +197,7 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
         series_cols.append("D")  # m and n are skipped as series; one line per D, not pooled
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
                                   gridspec_kw=dict(height_ratios=[2, 1]))
-    groups = [((), df)] if not series_cols else list(
-        df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    groups = _series_groups(df, series_cols)
     if "D" in series_cols:  # numeric order of D within each optimizer, not string order
         groups.sort(key=lambda kg: [int(kg[1]["D"].iloc[0]) if c == "D" else str(k)
                                     for c, k in zip(series_cols, kg[0], strict=True)])
@@ -235,8 +241,7 @@ def plot_phase(df: pd.DataFrame, x: str | None = None, metric: str = "median",
     x = gap_field(df, x)
     df = select_tuned(df)
     series_cols = _series_columns(df, skip=(x,))
-    groups = [((), df)] if not series_cols else list(
-        df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    groups = _series_groups(df, series_cols)
     k = len(groups)
     fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 1, 3.6), squeeze=False)
     for ax, (_, g) in zip(axes[0], groups, strict=True):
@@ -277,8 +282,7 @@ def plot_trajectory(runs: pd.DataFrame, traces: pd.DataFrame, per_group: int = 3
     if runs["D"].nunique() > 1:
         series_cols = series_cols + ["D"]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    groups = list(runs.groupby([runs[c].astype("string").fillna("-") for c in series_cols],
-                               sort=True))
+    groups = _series_groups(runs, series_cols)
     by_run = dict(list(traces.groupby("run_id")))
     for i, (_, g) in enumerate(groups):
         color = f"C{i % 10}"
