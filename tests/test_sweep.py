@@ -251,7 +251,7 @@ def test_concurrent_sweeps_into_one_directory(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_and_resume_gives_the_rows_of_an_uninterrupted_sweep(tmp_path):
-    """The issue's acceptance test: 3 optimizers x 4 shapes x 16 seeds, SIGKILL halfway."""
+    """3 optimizers x 4 shapes x 16 seeds, killed (SIGKILL) at random points and resumed."""
     spec, out, cmd = _sweep_command(tmp_path, "killed", """
         seeds = 16
         optimizer = ["adamw", "muon", "sgd"]
