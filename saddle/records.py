@@ -15,29 +15,31 @@ import numpy as np
 
 from .config import FIELDS, Config
 
-__all__ = ["BATCH_ARRAYS", "batch_arrays", "run_records", "config_from_row", "finite_or_none"]
+__all__ = ["batch_arrays", "run_records", "config_from_row"]
 
-# The per-run arrays of a batch output that :func:`run_records` reads, and the batch totals.
-BATCH_ARRAYS = ("status", "stop_step", "final_loss", "final_distance", "lost_fraction")
+# The per-run arrays of a batch output that :func:`run_records` reads.
+_PER_RUN = ("status", "stop_step", "final_loss", "final_distance", "lost_fraction")
 
 
 def batch_arrays(out) -> dict[str, Any]:
     """The results of an engine batch (:class:`saddle.engine.BatchOutput`) as plain numpy
     arrays and floats: picklable, so they can cross process boundaries (Dask workers)."""
     arrays: dict[str, Any] = {}
-    for name in BATCH_ARRAYS:
+    for name in _PER_RUN:
         v = getattr(out, name)
         arrays[name] = None if v is None else np.asarray(v)
     arrays.update(wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces)
     return arrays
 
 
-def finite_or_none(x) -> float | None:
+def _finite_or_none(x) -> float | None:
     """``x`` as a float, or None if it is NaN or infinite (Parquet and JSON store None)."""
     x = float(x)
     return x if math.isfinite(x) else None
 
 
+# The engine's constants are imported where they are used: importing the engine loads JAX,
+# which reading stored rows (config_from_row, the plots, the report) does not need.
 def _status_name(code: int) -> str:
     from .engine import DIVERGED, ESCAPED
 
@@ -47,7 +49,8 @@ def _status_name(code: int) -> str:
 def run_records(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One record per run of a batch, in the batch's order.
 
-    ``batch`` holds the arrays named in :data:`BATCH_ARRAYS` and the batch's ``wall_s`` (as
+    ``batch`` holds the per-run arrays status, stop_step, final_loss, final_distance and
+    lost_fraction (None if not reported), and the batch's ``wall_s`` (as
     :func:`batch_arrays` returns them). A record has the run's ``status`` (escaped, diverged or
     censored), ``escaped``, ``escape_time`` (None unless escaped), ``steps`` (the escape time,
     the divergence step or the budget), ``diverged``, ``final_loss`` and ``final_distance``
@@ -69,8 +72,8 @@ def run_records(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
             status=name, escaped=name == "escaped",
             escape_time=stop if name == "escaped" else None, steps=stop,
             diverged=name == "diverged",
-            final_loss=finite_or_none(batch["final_loss"][b]),
-            final_distance=finite_or_none(batch["final_distance"][b]),
+            final_loss=_finite_or_none(batch["final_loss"][b]),
+            final_distance=_finite_or_none(batch["final_distance"][b]),
             signal_lost=bool(lost is not None and lost[b] >= SIGNAL_LOST_FRACTION),
             rounding_lost_frac=None if lost is None else float(lost[b]),
             wall_s=per,
