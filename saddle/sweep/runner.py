@@ -56,35 +56,38 @@ def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run
     """Every run of the spec, protocols resolved (stability-edge searches are cached)."""
     runs: list[Run] = []
     for point in spec.points:
-        c = point.config
         proto = point.lr_protocol
-        variants: list[tuple[Config, float]]
-        if proto == "fixed":
-            variants = [(c, 1.0)]
-        elif proto == "matched_rms":
-            variants = [(c.replace(learning_rate=matched_rms_lr(c, spec.target_rms)), 1.0)]
-        elif proto == "tuned":
-            variants = [(c.replace(learning_rate=c.learning_rate * k), k) for k in spec.lr_grid]
-        else:  # stability_edge
-            key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid)))
-            edge = store.read_json(key) if store is not None else None
-            if edge is None:
-                if log is not None:
-                    log(f"stability edge: {c.optimizer} {c.m}x{c.n}")
-                edge = find_stability_edge(c, spec.edge_grid)
-                if store is not None:
-                    store.write_json(key, edge)
-            if edge["edge_lr"] is None:
-                continue  # diverges at every grid value: nothing to run (reported by results)
-            variants = [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
-        for cfg, k in variants:
-            for seed in c.seed_list:
+        for cfg, k in _protocol_configs(point.config, proto, spec, store, log):
+            for seed in point.config.seed_list:
                 runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k)))
     # Duplicates (e.g. the same condition listed twice) collapse to one run.
     unique: dict[str, Run] = {}
     for r in runs:
         unique.setdefault(r.run_id, r)
     return list(unique.values())
+
+
+def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | None,
+                      log) -> list[tuple[Config, float]]:
+    """The (config, learning-rate multiplier) pairs that ``proto`` runs for the point ``c``."""
+    if proto == "fixed":
+        return [(c, 1.0)]
+    if proto == "matched_rms":
+        return [(c.replace(learning_rate=matched_rms_lr(c, spec.target_rms)), 1.0)]
+    if proto == "tuned":
+        return [(c.replace(learning_rate=c.learning_rate * k), k) for k in spec.lr_grid]
+    # stability_edge
+    key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid)))
+    edge = store.read_json(key) if store is not None else None
+    if edge is None:
+        if log is not None:
+            log(f"stability edge: {c.optimizer} {c.m}x{c.n}")
+        edge = find_stability_edge(c, spec.edge_grid)
+        if store is not None:
+            store.write_json(key, edge)
+    if edge["edge_lr"] is None:
+        return []  # diverges at every grid value: nothing to run (reported by results)
+    return [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
 
 
 def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Run]]:
