@@ -128,6 +128,18 @@ def _groups_meeting(res, frames: dict[str, pd.DataFrame]):
             yield exp, g, value
 
 
+def _judge(kind: str, t: float, escaped: bool, steps: int, bound: float) -> str:
+    """One run against a theory value of its escape time: consistent, violation,
+    undetermined (censored before an upper bound) or unjudged (an estimate, not escaped)."""
+    if kind == "upper":
+        if escaped:
+            return "violation" if t > bound else "consistent"
+        return "violation" if steps > bound else "undetermined"
+    if kind == "lower":  # not escaped by the budget: consistent with a lower bound
+        return "violation" if escaped and t < bound else "consistent"
+    return "consistent" if escaped else "unjudged"
+
+
 def bound_checks(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Every escape-time result of ``theory`` against every run meeting its assumptions.
 
@@ -149,27 +161,12 @@ def bound_checks(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             experiments.add(exp)
             t, e = times_and_events(g)
             for ti, ei, st in zip(t, e, g["steps"].to_numpy(), strict=True):
-                if res.kind == "upper":
-                    if ei:
-                        n_runs += 1
-                        ratios.append(ti / bound)
-                        viol += ti > bound
-                    elif st > bound:
-                        n_runs += 1
-                        viol += 1
-                    else:
-                        undetermined += 1
-                elif res.kind == "lower":
-                    if ei:
-                        n_runs += 1
-                        ratios.append(ti / bound)
-                        viol += ti < bound
-                    else:
-                        n_runs += 1  # not escaped by the budget: consistent with a lower bound
-                else:
-                    if ei:
-                        n_runs += 1
-                        ratios.append(ti / bound)
+                outcome = _judge(res.kind, ti, ei, st, bound)
+                n_runs += outcome in ("consistent", "violation")
+                viol += outcome == "violation"
+                undetermined += outcome == "undetermined"
+                if ei:
+                    ratios.append(ti / bound)
         if n_runs == 0 and undetermined == 0:
             continue
         rows.append(dict(
