@@ -80,19 +80,23 @@ def _key_frame(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return df[by].astype("string").fillna("<none>")
 
 
+def _groups(df: pd.DataFrame, by: list[str]) -> list[pd.DataFrame]:
+    """The rows of each group of equal ``by`` values (missing values equal), in order of first
+    appearance; all rows as one group when ``by`` is empty."""
+    if not by:
+        return [df]
+    keys = _key_frame(df, by)
+    key = by if len(by) > 1 else by[0]  # a one-element list warns in pandas >= 3
+    return [df.loc[idx] for idx in keys.groupby(key, sort=False).groups.values()]
+
+
 def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
     """One row per group: runs, success rate, KM median with 95% CI, mean escaped, diverged."""
     if df.empty:
         return pd.DataFrame()
     by = varying_columns(df) if by is None else list(by)
-    if not by:
-        groups = [((), df)]
-    else:
-        keys = _key_frame(df, by)
-        key = by if len(by) > 1 else by[0]  # a one-element list warns in pandas >= 3
-        groups = [(k, df.loc[idx]) for k, idx in keys.groupby(key, sort=False).groups.items()]
     rows = []
-    for _, g in groups:
+    for g in _groups(df, by):
         t, e = times_and_events(g)
         med = km_median(t, e)
         row = {c: g[c].iloc[0] for c in by}
@@ -163,10 +167,7 @@ def exponent_table(
     skip = {"m", "n", "learning_rate", "lr_multiplier"}
     by = [c for c in varying_columns(df) if c not in skip] if by is None else list(by)
     rows = []
-    keys = _key_frame(df, by) if by else None
-    groups = [((), df)] if not by else [
-        (k, df.loc[idx]) for k, idx in keys.groupby(by, sort=False).groups.items()]
-    for _, g in groups:
+    for g in _groups(df, by):
         samples = {int(D): times_and_events(gd) for D, gd in g.groupby("D")}
         if len(samples) < 2:
             continue

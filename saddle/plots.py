@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import display_columns, exponent_table, select_tuned, summarize, varying_columns
+from .records import config_from_row
 
 __all__ = ["KINDS", "plot_dimension", "plot_gap", "plot_phase", "plot_trajectory", "save"]
 
@@ -46,6 +47,14 @@ def _series_columns(df: pd.DataFrame, skip=()) -> list[str]:
     return [c for c in varying_columns(df) if c not in skip]
 
 
+def _series_groups(df: pd.DataFrame, series_cols: list[str]) -> list[tuple]:
+    """(key, rows) per series, in sorted key order: the rows grouped by the text of
+    ``series_cols`` (missing values as "-"); one group of all rows when there are none."""
+    if not series_cols:
+        return [((), df)]
+    return list(df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+
+
 def _label(row: dict, cols: list[str]) -> str:
     parts = []
     for c in cols:
@@ -69,8 +78,6 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
     """Escape-time bounds from theory/ along a dimension series (empty if none apply)."""
     try:
         import theory
-
-        from .config import FIELDS, Config
     except ImportError:
         return {}
     results = getattr(theory, "RESULTS", None)
@@ -78,15 +85,12 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
         return {}
     out: dict[str, list] = {}
     for name, res in results.items():
-        if getattr(res, "quantity", None) != "escape_time" or res.kind == "estimate" and False:
+        if getattr(res, "quantity", None) != "escape_time":
             continue
         vals = []
         for (m, n) in shapes:
-            d = {k: config_row[k] for k in FIELDS if k in config_row.index}
-            d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
-            d.update(m=int(m), n=int(n), seeds=1)
             try:
-                cfg = Config.from_dict(d)
+                cfg = config_from_row(config_row, m=int(m), n=int(n))
             except Exception:
                 vals = []
                 break
@@ -106,8 +110,7 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
     series_cols = _series_columns(df)
     label_cols = display_columns(df, series_cols)
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    groups = [((), df)] if not series_cols else list(
-        df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    groups = _series_groups(df, series_cols)
     for i, (_, g) in enumerate(groups):
         color = f"C{i % 10}"
         s = summarize(g, by=["D"])
@@ -166,16 +169,11 @@ def _threshold(df: pd.DataFrame, x: str) -> float | None:
     """The spiked-matrix threshold on the x axis, from theory/, when it applies."""
     try:
         import theory
-
-        from .config import FIELDS, Config
     except ImportError:
         return None
     results = getattr(theory, "RESULTS", None) or {}
-    row = df.iloc[0]
-    d = {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k])
-         for k in FIELDS if k in row.index}
     try:
-        cfg = Config.from_dict(d)
+        cfg = config_from_row(df.iloc[0])
     except Exception:
         return None
     for res in results.values():
@@ -199,8 +197,7 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
         series_cols.append("D")  # m and n are skipped as series; one line per D, not pooled
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
                                   gridspec_kw=dict(height_ratios=[2, 1]))
-    groups = [((), df)] if not series_cols else list(
-        df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    groups = _series_groups(df, series_cols)
     if "D" in series_cols:  # numeric order of D within each optimizer, not string order
         groups.sort(key=lambda kg: [int(kg[1]["D"].iloc[0]) if c == "D" else str(k)
                                     for c, k in zip(series_cols, kg[0], strict=True)])
@@ -244,8 +241,7 @@ def plot_phase(df: pd.DataFrame, x: str | None = None, metric: str = "median",
     x = gap_field(df, x)
     df = select_tuned(df)
     series_cols = _series_columns(df, skip=(x,))
-    groups = [((), df)] if not series_cols else list(
-        df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    groups = _series_groups(df, series_cols)
     k = len(groups)
     fig, axes = plt.subplots(1, k, figsize=(3.6 * k + 1, 3.6), squeeze=False)
     for ax, (_, g) in zip(axes[0], groups, strict=True):
@@ -286,8 +282,7 @@ def plot_trajectory(runs: pd.DataFrame, traces: pd.DataFrame, per_group: int = 3
     if runs["D"].nunique() > 1:
         series_cols = series_cols + ["D"]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    groups = list(runs.groupby([runs[c].astype("string").fillna("-") for c in series_cols],
-                               sort=True))
+    groups = _series_groups(runs, series_cols)
     by_run = dict(list(traces.groupby("run_id")))
     for i, (_, g) in enumerate(groups):
         color = f"C{i % 10}"

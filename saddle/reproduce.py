@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import exponent_table, select_tuned, summarize, times_and_events
-from .config import FIELDS, Config
+from .records import config_from_row
 
 __all__ = ["EXPERIMENTS", "spec_path", "run_experiments", "analyse", "write_report",
            "bound_checks", "verdicts", "config_from_row", "ballistic_fit"]
@@ -64,20 +64,6 @@ def run_experiments(out: Path, quick: bool, names=EXPERIMENTS, progress=None, lo
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def config_from_row(row) -> Config:
-    d = {}
-    for k in FIELDS:
-        if k in row:
-            v = row[k]
-            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-                v = None
-            elif hasattr(v, "item"):
-                v = v.item()
-            d[k] = v
-    d["seeds"] = 1
-    return Config.from_dict(d)
 
 
 def _fmt(x, digits=2) -> str:
@@ -142,6 +128,18 @@ def _groups_meeting(res, frames: dict[str, pd.DataFrame]):
             yield exp, g, value
 
 
+def _judge(kind: str, t: float, escaped: bool, steps: int, bound: float) -> str:
+    """One run against a theory value of its escape time: consistent, violation,
+    undetermined (censored before an upper bound) or unjudged (an estimate, not escaped)."""
+    if kind == "upper":
+        if escaped:
+            return "violation" if t > bound else "consistent"
+        return "violation" if steps > bound else "undetermined"
+    if kind == "lower":  # not escaped by the budget: consistent with a lower bound
+        return "violation" if escaped and t < bound else "consistent"
+    return "consistent" if escaped else "unjudged"
+
+
 def bound_checks(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Every escape-time result of ``theory`` against every run meeting its assumptions.
 
@@ -163,27 +161,12 @@ def bound_checks(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             experiments.add(exp)
             t, e = times_and_events(g)
             for ti, ei, st in zip(t, e, g["steps"].to_numpy(), strict=True):
-                if res.kind == "upper":
-                    if ei:
-                        n_runs += 1
-                        ratios.append(ti / bound)
-                        viol += ti > bound
-                    elif st > bound:
-                        n_runs += 1
-                        viol += 1
-                    else:
-                        undetermined += 1
-                elif res.kind == "lower":
-                    if ei:
-                        n_runs += 1
-                        ratios.append(ti / bound)
-                        viol += ti < bound
-                    else:
-                        n_runs += 1  # not escaped by the budget: consistent with a lower bound
-                else:
-                    if ei:
-                        n_runs += 1
-                        ratios.append(ti / bound)
+                outcome = _judge(res.kind, ti, ei, st, bound)
+                n_runs += outcome in ("consistent", "violation")
+                viol += outcome == "violation"
+                undetermined += outcome == "undetermined"
+                if ei:
+                    ratios.append(ti / bound)
         if n_runs == 0 and undetermined == 0:
             continue
         rows.append(dict(
@@ -347,31 +330,50 @@ def _summarize_classes(rows: pd.DataFrame, want: str) -> tuple[str, list[str]]:
 
 def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
              gaps: pd.DataFrame) -> list[Verdict]:
-    out = []
+    """The verdicts on claims C1-C4 from the exponent, trajectory, drift and gap tables."""
+    square = _square_exponents(exps)
+    return [_verdict_c1(square), _verdict_c2(square), _verdict_c3(traj, gaps),
+            _verdict_c4(drift)]
+
+
+def _square_exponents(exps: pd.DataFrame) -> pd.DataFrame:
+    """The dimension exponents of square shapes (all of them if the aspect is not known)."""
     if exps.empty or "method" not in exps.columns:  # no dimension sweep among the results
         exps = pd.DataFrame(columns=["method", "lr_protocol", "noise", "aspect", "exponent",
                                      "low", "high"])
-    square = exps[exps["aspect"] == 1.0] if "aspect" in exps.columns else exps
-    # C1
-    a = square[square["method"] == "adamw"].copy()
-    a["b_class"] = [_classify_b(lo, hi) for lo, hi in zip(a["low"], a["high"], strict=True)]
+    return exps[exps["aspect"] == 1.0] if "aspect" in exps.columns else exps
+
+
+def _classified(exps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """The exponents of ``methods``, each with its class (:func:`_classify_b`) as b_class."""
+    rows = exps[exps["method"].isin(methods)].copy()
+    rows["b_class"] = [_classify_b(lo, hi)
+                       for lo, hi in zip(rows["low"], rows["high"], strict=True)]
+    return rows
+
+
+def _verdict_c1(square: pd.DataFrame) -> Verdict:
+    a = _classified(square, ["adamw"])
     v, _ = _summarize_classes(a, "O(D)")
-    out.append(Verdict(
+    return Verdict(
         "C1", "AdamW pays an O(D) escape-time penalty at flat saddles.", v,
         [f"{r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] "
          f"({r.b_class})" for r in a.itertuples()],
         f"O(D) when the exponent's 95% CI lies above {LINEAR_B} or contains 1 (and lies above "
-        f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B})."))
-    # C2
-    m = square[square["method"].isin(["muon-ns", "muon-polar"])].copy()
-    m["b_class"] = [_classify_b(lo, hi) for lo, hi in zip(m["low"], m["high"], strict=True)]
+        f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B}).")
+
+
+def _verdict_c2(square: pd.DataFrame) -> Verdict:
+    m = _classified(square, ["muon-ns", "muon-polar"])
     v, _ = _summarize_classes(m, "dimension-free")
-    out.append(Verdict(
+    return Verdict(
         "C2", "Muon's escape is dimension-free.", v,
         [f"{r.method} {r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, "
          f"{r.high:.2f}] ({r.b_class})" for r in m.itertuples()],
-        f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B})."))
-    # C3
+        f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B}).")
+
+
+def _verdict_c3(traj: pd.DataFrame, gaps: pd.DataFrame) -> Verdict:
     ev = []
     verdict = "undetermined (no trajectories)"
     if not traj.empty:
@@ -393,12 +395,14 @@ def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
             ev.append(f"gap sweep, {method}/{noise}: escape slows (median ×2 or success < ½) "
                       f"at {thr}")
         verdict += "; above the gap only (see the gap thresholds)"
-    out.append(Verdict(
+    return Verdict(
         "C3", "Given a sufficient spectral gap, Muon leaves the saddle by ballistic ejection.",
         verdict, ev,
         f"ballistic: |a_t| over its escape phase fits a line with R² ≥ {BALLISTIC_R2} and at "
-        "least as well as an exponential, in ≥ 75% of runs at every D."))
-    # C4
+        "least as well as an exponential, in ≥ 75% of runs at every D.")
+
+
+def _verdict_c4(drift: pd.DataFrame) -> Verdict:
     ev = []
     verdict = "undetermined (no coherence data)"
     if not drift.empty:
@@ -418,12 +422,11 @@ def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
         others = sorted(set(shielded["method"]) - {"muon-ns", "muon-polar"})
         if others:
             verdict += "; also seen for " + ", ".join(others)
-    out.append(Verdict(
+    return Verdict(
         "C4", "Incoherent escape directions shield the trajectory from orthogonal drift.",
         verdict, ev,
         "shielded: orthogonal drift at escape smaller with incoherent than coherent directions, "
-        "Mann-Whitney one-sided p < 0.05."))
-    return out
+        "Mann-Whitney one-sided p < 0.05.")
 
 
 # --- analysis and report -----------------------------------------------------------------------

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import engine
 from .config import Config
+from .records import batch_arrays, run_records
 from .stats import km_median, success_rate
 
-__all__ = ["RunResult", "SimulationResult", "simulate", "run_many"]
-
-_STATUS_NAMES = {
-    engine.ESCAPED: "escaped",
-    engine.DIVERGED: "diverged",
-    engine.CENSORED: "censored",
-}
+__all__ = ["RunResult", "SimulationResult", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,14 @@ class RunResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_record(cls, seed: int, record: dict) -> RunResult:
+        """The result of the run with ``seed`` from its :func:`saddle.records.run_records`
+        record."""
+        fields = ("escaped", "escape_time", "steps", "diverged", "final_loss", "wall_s",
+                  "signal_lost")
+        return cls(seed=int(seed), **{k: record[k] for k in fields})
 
 
 @dataclass
@@ -82,56 +84,8 @@ class SimulationResult:
 
 
 def _results(out: engine.BatchOutput, seeds) -> list[RunResult]:
-    per = out.wall_s / len(seeds)
-    results = []
-    for b, seed in enumerate(seeds):
-        st = int(out.status[b])
-        loss = float(out.final_loss[b])
-        results.append(
-            RunResult(
-                seed=int(seed),
-                escaped=st == engine.ESCAPED,
-                escape_time=int(out.stop_step[b]) if st == engine.ESCAPED else None,
-                steps=int(out.stop_step[b]),
-                diverged=st == engine.DIVERGED,
-                final_loss=loss if math.isfinite(loss) else None,
-                wall_s=per,
-                signal_lost=bool(out.lost_fraction is not None
-                                 and out.lost_fraction[b] >= engine.SIGNAL_LOST_FRACTION),
-            )
-        )
-    return results
-
-
-def run_many(pairs: list[tuple[Config, int]], *, progress=None) -> list[RunResult]:
-    """Run many (config, seed) pairs, batching those that can share a compiled program.
-
-    Pairs are grouped by structure and shared landscape arrays, and each group runs as one
-    batch. Results come back in the input order, and each is bit-identical to what running
-    its pair alone gives.
-
-    Args:
-        pairs: (config, seed) pairs.
-        progress: optional callable ``progress(done, total)``, called as blocks finish.
-    """
-    groups: dict[tuple, list[int]] = {}
-    for idx, (config, _) in enumerate(pairs):
-        key = (engine.structure_of(config), engine.shared_arrays_key(config))
-        groups.setdefault(key, []).append(idx)
-    results: list[RunResult | None] = [None] * len(pairs)
-    done = 0
-    for members in groups.values():
-        configs = [pairs[i][0] for i in members]
-        seeds = [pairs[i][1] for i in members]
-        tick = None
-        if progress is not None:
-            base = done
-            tick = lambda k, base=base: progress(base + k, len(pairs))
-        out = engine.run_batch(configs, seeds, on_block=tick)
-        for i, r in zip(members, _results(out, seeds), strict=True):
-            results[i] = r
-        done += len(members)
-    return results  # type: ignore[return-value]
+    return [RunResult.from_record(seed, rec)
+            for seed, rec in zip(seeds, run_records(batch_arrays(out)), strict=True)]
 
 
 def simulate(

@@ -73,12 +73,20 @@ def test_exclude_any_of_list():
     (dict(m={"a": 1}), "m"),
     (dict(m=[8, 0]), "m"),
     (dict(name=3), "name"),
+    (dict(zip=[[["m"], "n"]], m=[8, 16], n=[8, 16]), "zip"),
+    (dict(zip=[[{"m": 1}, "n"]], m=[8, 16], n=[8, 16]), "zip"),
 ])
 def test_bad_specs_name_the_field(bad, field):
     with pytest.raises(SaddleInputError) as e:
         parse_spec(dict(SMALL, **bad))
     msg = str(e.value)
     assert field in msg and "\n" not in msg
+
+
+def test_a_zip_group_of_non_names_is_a_one_line_error():
+    with pytest.raises(SaddleInputError, match=r"^spec: zip: got \['m'\]; allowed: names of "
+                       r"list-valued fields in this spec \(axes\)$"):
+        parse_spec(dict(SMALL, zip=[[["m"], "n"]], m=[8, 16], n=[8, 16]))
 
 
 def test_protocols_set_the_learning_rate():
@@ -210,10 +218,20 @@ def test_out_dir_check_is_safe_when_processes_start_at_once(tmp_path):
     assert not [q for q in tmp_path.iterdir() if q.name.startswith(".saddle-write-test")]
 
 
+def _sweep_command(tmp_path, out_name: str, spec_text: str):
+    """A spec file under ``tmp_path``, an empty output directory and the CLI command that
+    sweeps the one into the other."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(textwrap.dedent(spec_text))
+    out = tmp_path / out_name
+    out.mkdir()
+    return spec, out, [sys.executable, "-m", "saddle", "sweep", str(spec), "--out", str(out),
+                       "--quiet"]
+
+
 def test_concurrent_sweeps_into_one_directory(tmp_path):
     """Two processes writing the same (overlapping) sweep at once: consistent, complete rows."""
-    spec = tmp_path / "s.toml"
-    spec.write_text(textwrap.dedent("""
+    spec, out, cmd = _sweep_command(tmp_path, "out", """
         seeds = 6
         optimizer = ["adamw", "sgd", "sign_descent"]
         m = [8, 16]
@@ -221,10 +239,7 @@ def test_concurrent_sweeps_into_one_directory(tmp_path):
         basis = "coherent"
         max_steps = 300
         batch_runs = 3
-    """))
-    out = tmp_path / "out"
-    out.mkdir()
-    cmd = [sys.executable, "-m", "saddle", "sweep", str(spec), "--out", str(out), "--quiet"]
+    """)
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE) for _ in range(2)]
     errs = [p.communicate(timeout=300)[1] for p in procs]  # wait for both before asserting
     for p, err in zip(procs, errs, strict=True):
@@ -236,9 +251,8 @@ def test_concurrent_sweeps_into_one_directory(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_and_resume_gives_the_rows_of_an_uninterrupted_sweep(tmp_path):
-    """The issue's acceptance test: 3 optimizers x 4 shapes x 16 seeds, SIGKILL halfway."""
-    spec = tmp_path / "s.toml"
-    spec.write_text(textwrap.dedent("""
+    """3 optimizers x 4 shapes x 16 seeds, killed (SIGKILL) at random points and resumed."""
+    spec, out, cmd = _sweep_command(tmp_path, "killed", """
         seeds = 16
         optimizer = ["adamw", "muon", "sgd"]
         m = [16, 32, 64, 128]
@@ -247,10 +261,7 @@ def test_sigkill_and_resume_gives_the_rows_of_an_uninterrupted_sweep(tmp_path):
         basis = "coherent"
         max_steps = 1500
         batch_runs = 8
-    """))
-    out = tmp_path / "killed"
-    out.mkdir()
-    cmd = [sys.executable, "-m", "saddle", "sweep", str(spec), "--out", str(out), "--quiet"]
+    """)
     rng = np.random.default_rng(int(time.time()))
     for _attempt in range(3):  # kill at random points, possibly several times
         p = subprocess.Popen(cmd, start_new_session=True)

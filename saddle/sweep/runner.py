@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,16 +24,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..records import batch_arrays, run_records
 from .protocols import find_stability_edge, matched_rms_lr
 from .spec import SweepSpec
 from .store import Store
 
-__all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport",
-           "RESULT_COLUMNS"]
+__all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport"]
 
-RESULT_COLUMNS = ("run_id", "config_hash", "sweep", "lr_protocol", "lr_multiplier", "D", "aspect",
-                  "status", "escaped", "escape_time", "steps", "diverged", "final_loss",
-                  "final_distance", "signal_lost", "rounding_lost_frac", "wall_s")
 _BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
 
 
@@ -60,35 +56,38 @@ def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run
     """Every run of the spec, protocols resolved (stability-edge searches are cached)."""
     runs: list[Run] = []
     for point in spec.points:
-        c = point.config
         proto = point.lr_protocol
-        variants: list[tuple[Config, float]]
-        if proto == "fixed":
-            variants = [(c, 1.0)]
-        elif proto == "matched_rms":
-            variants = [(c.replace(learning_rate=matched_rms_lr(c, spec.target_rms)), 1.0)]
-        elif proto == "tuned":
-            variants = [(c.replace(learning_rate=c.learning_rate * k), k) for k in spec.lr_grid]
-        else:  # stability_edge
-            key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid)))
-            edge = store.read_json(key) if store is not None else None
-            if edge is None:
-                if log is not None:
-                    log(f"stability edge: {c.optimizer} {c.m}x{c.n}")
-                edge = find_stability_edge(c, spec.edge_grid)
-                if store is not None:
-                    store.write_json(key, edge)
-            if edge["edge_lr"] is None:
-                continue  # diverges at every grid value: nothing to run (reported by results)
-            variants = [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
-        for cfg, k in variants:
-            for seed in c.seed_list:
+        for cfg, k in _protocol_configs(point.config, proto, spec, store, log):
+            for seed in point.config.seed_list:
                 runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k)))
     # Duplicates (e.g. the same condition listed twice) collapse to one run.
     unique: dict[str, Run] = {}
     for r in runs:
         unique.setdefault(r.run_id, r)
     return list(unique.values())
+
+
+def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | None,
+                      log) -> list[tuple[Config, float]]:
+    """The (config, learning-rate multiplier) pairs that ``proto`` runs for the point ``c``."""
+    if proto == "fixed":
+        return [(c, 1.0)]
+    if proto == "matched_rms":
+        return [(c.replace(learning_rate=matched_rms_lr(c, spec.target_rms)), 1.0)]
+    if proto == "tuned":
+        return [(c.replace(learning_rate=c.learning_rate * k), k) for k in spec.lr_grid]
+    # stability_edge
+    key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid)))
+    edge = store.read_json(key) if store is not None else None
+    if edge is None:
+        if log is not None:
+            log(f"stability edge: {c.optimizer} {c.m}x{c.n}")
+        edge = find_stability_edge(c, spec.edge_grid)
+        if store is not None:
+            store.write_json(key, edge)
+    if edge["edge_lr"] is None:
+        return []  # diverges at every grid value: nothing to run (reported by results)
+    return [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
 
 
 def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Run]]:
@@ -121,46 +120,20 @@ def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | N
     if x64 is not None and x64 != x64_enabled():
         enable_x64(x64)
 
-    out = engine.run_batch(configs, seeds, trace_stride=trace_stride)
-    return dict(
-        status=np.asarray(out.status), stop=np.asarray(out.stop_step),
-        loss=np.asarray(out.final_loss), dist=np.asarray(out.final_distance),
-        lost=np.asarray(out.lost_fraction), wall_s=float(out.wall_s),
-        compile_s=float(out.compile_s), traces=out.traces,
-    )
-
-
-def _finite(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
+    return batch_arrays(engine.run_batch(configs, seeds, trace_stride=trace_stride))
 
 
 def batch_rows(
     batch: list[Run], result: dict, sweep: str
 ) -> tuple[list[dict], pd.DataFrame | None]:
     """Result rows (one per run) and the long-format trace rows of one batch."""
-    from .. import engine
-
-    per = result["wall_s"] / len(batch)
     rows = []
-    for b, r in enumerate(batch):
-        st = int(result["status"][b])
-        status = {engine.ESCAPED: "escaped", engine.DIVERGED: "diverged"}.get(st, "censored")
-        d = r.config.to_dict()
-        d["seed"] = r.seed
-        row = dict(
-            run_id=r.run_id, config_hash=r.config.config_hash(), sweep=sweep,
-            lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=r.config.D,
-            aspect=r.config.m / r.config.n,
-            status=status, escaped=status == "escaped",
-            escape_time=int(result["stop"][b]) if status == "escaped" else None,
-            steps=int(result["stop"][b]), diverged=status == "diverged",
-            final_loss=_finite(result["loss"][b]), final_distance=_finite(result["dist"][b]),
-            signal_lost=bool(result["lost"][b] >= engine.SIGNAL_LOST_FRACTION),
-            rounding_lost_frac=float(result["lost"][b]),
-            wall_s=per,
-        )
-        rows.append({**d, **row})
+    for r, record in zip(batch, run_records(result), strict=True):
+        c = r.config
+        row = dict(run_id=r.run_id, config_hash=c.config_hash(), sweep=sweep,
+                   lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=c.D,
+                   aspect=c.m / c.n, **record)
+        rows.append({**c.to_dict(), "seed": r.seed, **row})
     traces = None
     if result.get("traces"):
         frames = []

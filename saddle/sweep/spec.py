@@ -130,6 +130,27 @@ def parse_spec(
     data: Mapping[str, Any], default_name: str = "sweep", quick: bool = False
 ) -> SweepSpec:
     """Validate a spec given as a dict and expand it into grid points."""
+    data = _with_quick(data, quick)
+    description = data.pop("description", "")
+    if not isinstance(description, str):
+        raise _err("description", description, "a string")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise _err("name", name, "a non-empty string")
+    options = _sweep_options(data)
+    fixed, axes = _fixed_and_axes(data)
+    zipped = _zip_groups(data.get("zip", []), axes)
+    variants = _variants(data.get("variants", [{}]))
+    excludes = _excludes(data.get("exclude", []))
+    _check_repeats(axes, zipped)
+    points = _expand(fixed, axes, zipped, variants, excludes)
+    return SweepSpec(name=name, points=points, seeds=points[0].config.seeds, axes=axes,
+                     source=dict(data), **options)
+
+
+def _with_quick(data: Any, quick: bool) -> dict[str, Any]:
+    """A copy of the spec table with its keys checked and, under ``quick``, the ``quick``
+    table's keys replacing the spec's own; the ``quick`` key itself is removed."""
     if not isinstance(data, Mapping):
         raise SaddleInputError(f"spec: got {type(data).__name__}; allowed: a table of fields")
     for key in data:
@@ -144,14 +165,11 @@ def parse_spec(
             raise _err(f"quick.{key}", overrides[key], "other spec keys")
     if quick:
         data.update(overrides)
-    description = data.pop("description", "")
-    if not isinstance(description, str):
-        raise _err("description", description, "a string")
-    name = data.get("name", default_name)
-    if not isinstance(name, str) or not name:
-        raise _err("name", name, "a non-empty string")
+    return data
 
-    # Sweep options.
+
+def _sweep_options(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated sweep options: the :class:`SweepSpec` fields that are not the grid."""
     lr_grid = _positive_floats("lr_grid", data["lr_grid"]) if "lr_grid" in data else DEFAULT_LR_GRID
     edge_grid = (
         tuple(sorted(_positive_floats("edge_grid", data["edge_grid"])))
@@ -168,8 +186,12 @@ def parse_spec(
     batch_runs = data.get("batch_runs")
     if batch_runs is not None:
         batch_runs = _positive_int("batch_runs", batch_runs)
+    return dict(lr_grid=lr_grid, edge_grid=edge_grid, target_rms=float(target_rms),
+                trace_stride=trace_stride, batch_runs=batch_runs)
 
-    # Axes and fixed values.
+
+def _fixed_and_axes(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
+    """Split the config fields (and ``lr_protocol``) into fixed values and axes (lists)."""
     fixed: dict[str, Any] = {}
     axes: dict[str, list] = {}
     for key, v in data.items():
@@ -183,8 +205,7 @@ def parse_spec(
             raise _err(key, "a table", "a value or a list of values")
         else:
             fixed[key] = v
-    protocols = axes.get("lr_protocol", [fixed.get("lr_protocol", "fixed")])
-    for p in protocols:
+    for p in axes.get("lr_protocol", [fixed.get("lr_protocol", "fixed")]):
         if p not in PROTOCOLS:
             s = suggest(str(p), PROTOCOLS)
             hint = f" (did you mean {s!r}?)" if s else ""
@@ -192,9 +213,11 @@ def parse_spec(
     for key in ("seeds", "seed"):
         if key in axes:
             raise _err(key, axes[key], "a single integer (seeds are not an axis)")
+    return fixed, axes
 
-    # Zipped axes.
-    zips = data.get("zip", [])
+
+def _zip_groups(zips: Any, axes: Mapping[str, list]) -> list[list[str]]:
+    """The validated ``zip`` groups: disjoint groups of two or more axes of equal length."""
     if not isinstance(zips, list) or not all(isinstance(z, list) for z in zips):
         raise _err("zip", zips, 'a list of lists of axis names, e.g. [["m", "n"]]')
     zipped: list[list[str]] = []
@@ -203,7 +226,7 @@ def parse_spec(
         if len(z) < 2:
             raise _err("zip", z, "groups of at least two axis names")
         for k in z:
-            if k not in axes:
+            if not isinstance(k, str) or k not in axes:
                 raise _err("zip", k, "names of list-valued fields in this spec (axes)")
             if k in seen:
                 raise _err("zip", k, "each axis in at most one zip group")
@@ -213,9 +236,11 @@ def parse_spec(
             raise _err("zip", z, "axes of equal length (" + ", ".join(
                 f"{k} has {len(axes[k])}" for k in z) + ")")
         zipped.append(list(z))
+    return zipped
 
-    # Variants.
-    variants = data.get("variants", [{}])
+
+def _variants(variants: Any) -> list[Mapping[str, Any]]:
+    """The validated ``variants``: tables of single config values (and ``lr_protocol``)."""
     if not isinstance(variants, list) or not variants or not all(
         isinstance(v, Mapping) for v in variants
     ):
@@ -227,9 +252,11 @@ def parse_spec(
                 raise _err(f"variants.{k}", val, "config fields and lr_protocol only")
             if isinstance(val, list | Mapping):
                 raise _err(f"variants.{k}", val, "a single value")
+    return variants
 
-    # Exclusions.
-    excludes = data.get("exclude", [])
+
+def _excludes(excludes: Any) -> list[Mapping[str, Any]]:
+    """The validated ``exclude`` conditions: non-empty tables keyed by known fields."""
     if not isinstance(excludes, list) or not all(isinstance(x, Mapping) for x in excludes):
         raise _err("exclude", excludes, "a list of tables, e.g. [{ optimizer = \"sgd\" }]")
     for x in excludes:
@@ -237,28 +264,43 @@ def parse_spec(
             raise _err("exclude", x, "non-empty tables")
         for k in x:
             _check_key(k, "exclude: ")
+    return excludes
 
+
+def _check_repeats(axes: Mapping[str, list], zipped: list[list[str]]) -> None:
+    """No axis repeats a value, and no zip group repeats a combination of values."""
+    in_zip = {k for z in zipped for k in z}
     for k, vals in axes.items():
-        if k not in seen and len({repr(x) for x in vals}) != len(vals):
+        if k not in in_zip and len({repr(x) for x in vals}) != len(vals):
             raise _err(k, vals, "a list without repeated values")
     for z in zipped:
         tuples = list(zip(*(axes[k] for k in z), strict=True))
         if len({repr(t) for t in tuples}) != len(tuples):
             raise _err("zip", z, "zipped axes without repeated value combinations")
 
-    # Expand: one "dimension" per zip group, per free axis, plus the variants.
+
+def _dimensions(axes: Mapping[str, list], zipped: list[list[str]],
+                variants: list[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The grid's factors, each a list of field assignments: one per zip group, one per free
+    axis, and the variants."""
     dims: list[list[dict[str, Any]]] = []
     for z in zipped:
         dims.append([dict(zip(z, vals, strict=True)) for vals in zip(*(axes[k] for k in z),
                                                                   strict=True)])
+    in_zip = {k for z in zipped for k in z}
     for k, vals in axes.items():
-        if k not in seen:
+        if k not in in_zip:
             dims.append([{k: v} for v in vals])
     dims.append([dict(v) for v in variants])
+    return dims
 
+
+def _expand(fixed: Mapping[str, Any], axes: Mapping[str, list], zipped: list[list[str]],
+            variants: list[Mapping[str, Any]], excludes: list[Mapping[str, Any]]) -> list[Point]:
+    """The grid points: the product of the factors, minus exclusions and duplicate conditions."""
     points: list[Point] = []
     keys_seen: set[tuple[str, str]] = set()
-    for combo in itertools.product(*dims):
+    for combo in itertools.product(*_dimensions(axes, zipped, variants)):
         values = dict(fixed)
         labels: list[tuple[str, Any]] = []
         for part in combo:
@@ -278,11 +320,7 @@ def parse_spec(
     if not points:
         raise SaddleInputError(
             "spec: exclude: every grid point is excluded; allowed: at least one point left")
-    return SweepSpec(
-        name=name, points=points, seeds=points[0].config.seeds, lr_grid=lr_grid,
-        target_rms=float(target_rms), edge_grid=edge_grid, trace_stride=trace_stride,
-        batch_runs=batch_runs, axes=axes, source=dict(data),
-    )
+    return points
 
 
 def _matches(values: Mapping[str, Any], cond: Mapping[str, Any]) -> bool:
