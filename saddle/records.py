@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from .config import FIELDS, Config
+from .engine import DIVERGED, ESCAPED, SIGNAL_LOST_FRACTION
+from .numerics import x64_enabled
 
 __all__ = ["batch_arrays", "run_records", "config_from_row"]
 
@@ -28,7 +30,8 @@ def batch_arrays(out) -> dict[str, Any]:
     for name in _PER_RUN:
         v = getattr(out, name)
         arrays[name] = None if v is None else np.asarray(v)
-    arrays.update(wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces)
+    arrays.update(wall_s=float(out.wall_s), compile_s=float(out.compile_s), traces=out.traces,
+                  engine=out.engine, x64=x64_enabled())
     return arrays
 
 
@@ -38,11 +41,7 @@ def _finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-# The engine's constants are imported where they are used: importing the engine loads JAX,
-# which reading stored rows (config_from_row, the plots, the report) does not need.
 def _status_name(code: int) -> str:
-    from .engine import DIVERGED, ESCAPED
-
     return {ESCAPED: "escaped", DIVERGED: "diverged"}.get(code, "censored")
 
 
@@ -57,10 +56,9 @@ def run_records(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
     (None when not finite), ``signal_lost`` (rounding lost the escape component in at least
     :data:`saddle.engine.SIGNAL_LOST_FRACTION` of the steps), ``rounding_lost_frac`` (that
     fraction; None when the batch did not report it) and ``wall_s`` (the run's equal share of
-    the batch's execution time).
+    the batch's execution time), and what changes numbers besides the config: ``engine``
+    (the engine that ran: jax or numba) and ``x64`` (JAX's 64-bit setting of the process).
     """
-    from .engine import SIGNAL_LOST_FRACTION
-
     status = batch["status"]
     lost = batch["lost_fraction"]
     per = batch["wall_s"] / len(status)
@@ -76,7 +74,7 @@ def run_records(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
             final_distance=_finite_or_none(batch["final_distance"][b]),
             signal_lost=bool(lost is not None and lost[b] >= SIGNAL_LOST_FRACTION),
             rounding_lost_frac=None if lost is None else float(lost[b]),
-            wall_s=per,
+            wall_s=per, engine=batch.get("engine"), x64=batch.get("x64"),
         ))
     return records
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import engine
 from .config import Config
+from .numerics import x64_enabled
 from .records import batch_arrays, run_records
 from .stats import km_median, success_rate
 
@@ -58,6 +59,8 @@ class SimulationResult:
     compile_s: float = 0.0
     traces: list[dict] | None = None  # per run, if a trace stride was given
     extras: dict = field(default_factory=dict)
+    engine: str | None = None  # the engine that ran: jax or numba
+    x64: bool | None = None  # JAX's 64-bit setting of the process that ran it
 
     def summary(self) -> dict:
         esc = np.array([r.escaped for r in self.runs])
@@ -78,6 +81,8 @@ class SimulationResult:
         return dict(
             config=self.config.to_dict(),
             config_hash=self.config.config_hash(),
+            engine=self.engine,
+            x64=self.x64,
             runs=[r.as_dict() for r in self.runs],
             summary=self.summary(),
         )
@@ -122,4 +127,5 @@ def simulate(
         runs.extend(_results(out, chunk))
         if traces is not None:
             traces.extend(out.traces)
-    return SimulationResult(config=config, runs=runs, compile_s=compile_s, traces=traces)
+    return SimulationResult(config=config, runs=runs, compile_s=compile_s, traces=traces,
+                            engine=out.engine, x64=x64_enabled())

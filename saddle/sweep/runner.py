@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..engine import resolve_backend, run_batch, shared_arrays_key, structure_of
+from ..numerics import enable_x64, x64_enabled
 from ..records import batch_arrays, run_records
 from .protocols import find_stability_edge, matched_rms_lr
 from .spec import SweepSpec
@@ -49,7 +51,10 @@ def _hash(obj) -> str:
 
 
 def run_id(config: Config, seed: int, protocol: str, multiplier: float) -> str:
-    return _hash(dict(c=config.config_hash(), s=int(seed), p=protocol, k=float(multiplier)))
+    """The run's identity: its condition, seed and protocol, and what else changes its
+    numbers: the engine that will run it and the process's x64 setting."""
+    return _hash(dict(c=config.config_hash(), s=int(seed), p=protocol, k=float(multiplier),
+                      e=resolve_backend(config), x64=x64_enabled()))
 
 
 def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run]:
@@ -92,8 +97,6 @@ def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | Non
 
 def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Run]]:
     """Group runs that share a compiled program; cut groups into batches."""
-    from ..engine import shared_arrays_key, structure_of
-
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
         groups.setdefault((structure_of(r.config), shared_arrays_key(r.config)), []).append(r)
@@ -114,13 +117,10 @@ def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | N
     another process, so it is given the same setting explicitly before it computes, and the
     two executors give the same rows.
     """
-    from .. import engine
-    from ..numerics import enable_x64, x64_enabled
-
     if x64 is not None and x64 != x64_enabled():
         enable_x64(x64)
 
-    return batch_arrays(engine.run_batch(configs, seeds, trace_stride=trace_stride))
+    return batch_arrays(run_batch(configs, seeds, trace_stride=trace_stride))
 
 
 def batch_rows(
@@ -236,7 +236,6 @@ def _run_dask(batches, spec, scheduler, workers, commit) -> None:
         client = Client(cluster)
     else:
         client = Client(scheduler)
-    from ..numerics import x64_enabled
 
     try:
         futures = {}
