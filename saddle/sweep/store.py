@@ -13,9 +13,10 @@ Every file is written under a temporary name in the same folder, flushed to disk
 renamed into place (``os.replace``), which is atomic on POSIX filesystems. Readers look only
 at ``part-*.parquet``, so a file being written, or left behind by a killed process, is
 never read. A batch's trace file is renamed before its runs file: a run's row is the commit
-marker for its traces. The two files of a batch share their name, so a trace file that
-turns out unreadable takes its runs file into quarantine too, and a resumed sweep recomputes
-both. Files never change once in place, so any number of sweeps can write into one
+marker for its traces. The two files of a batch share their name's base
+(``part-<pid>-<host>-<token>~<digest>.parquet``, the digest a checksum of the file), so a
+trace file that turns out unreadable takes its runs file into quarantine too, and a resumed
+sweep recomputes both. Files never change once in place, so any number of sweeps can write into one
 directory at once; a run finished by two sweeps appears in two files with identical content
 and is read once (keyed by ``run_id``).
 
@@ -39,6 +40,7 @@ Schema versions (Parquet key-value metadata ``saddle.schema_version`` of each pa
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -160,8 +162,24 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     meta[_VERSION_KEY] = str(SCHEMA_VERSION).encode()
     table = table.replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    # Page checksums (CRC32): damage inside a column chunk is an error on read, not
+    # silently different numbers.
+    pq.write_table(table, sink, write_page_checksum=True)
     return sink.getvalue().to_pybytes()
+
+
+def _part_name(base: str, data: bytes) -> str:
+    """``<base>~<digest>.parquet``: the digest (SHA-256, 16 hex) checks the whole file on
+    read; a batch's runs and traces files share ``base``."""
+    return f"{base}~{hashlib.sha256(data).hexdigest()[:16]}.parquet"
+
+
+def _split_name(name: str) -> tuple[str, str | None]:
+    """(base, digest) of a part's name; parts written before digests have none."""
+    m = re.fullmatch(r"(.+)~([0-9a-f]{16})\.parquet", name)
+    if m:
+        return m.group(1), m.group(2)
+    return name.removesuffix(".parquet"), None
 
 
 def _parse_temp(name: str) -> tuple[str, int] | None:
@@ -196,6 +214,7 @@ class Store:
         self.claims_dir = self.root / "claims"
         self.quarantine_dir = self.root / "quarantine"
         self._cache: dict[tuple, pd.DataFrame | None] = {}
+        self._checked: set[tuple] = set()
         self._held: dict[str, str] = {}  # claim key -> our token
         self._lock = threading.Lock()
         self._beat: threading.Thread | None = None
@@ -242,12 +261,12 @@ class Store:
         """Write one batch's rows (and traces) as new immutable files; returns the runs file.
 
         The traces file goes first and has the same name: the runs file commits both."""
-        name = f"part-{os.getpid()}-{_HOST[:16]}-{uuid.uuid4().hex[:12]}.parquet"
-        df = pd.DataFrame(rows)
-        data = _parquet_bytes(df)
+        base = f"part-{os.getpid()}-{_HOST[:16]}-{uuid.uuid4().hex[:12]}"
+        data = _parquet_bytes(pd.DataFrame(rows))
         if trace_rows is not None and len(trace_rows):
-            atomic_write(self.traces_dir / name, _parquet_bytes(trace_rows))
-        path = self.runs_dir / name
+            tdata = _parquet_bytes(trace_rows)
+            atomic_write(self.traces_dir / _part_name(base, tdata), tdata)
+        path = self.runs_dir / _part_name(base, data)
         atomic_write(path, data)
         return path
 
@@ -307,12 +326,19 @@ class Store:
         import pyarrow.parquet as pq
 
         try:
-            with open(path, "rb") as f:
-                table = pq.read_table(f)
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
-        except (PermissionError, IsADirectoryError) as e:
+        except OSError as e:
             raise StoreError(f"{path}: cannot read: {_errno_text(e)}") from None
+        digest = _split_name(path.name)[1]
+        if digest is not None and hashlib.sha256(data).hexdigest()[:16] != digest:
+            # Most of a small part is its footer (schema, statistics), which Parquet does
+            # not checksum: the name's digest catches damage anywhere in the file.
+            self._quarantine(path, kind, "content does not match the checksum in its name")
+            return None
+        try:
+            table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
         except (OSError, pa.ArrowException, ValueError) as e:
             self._quarantine(path, kind, f"not a readable Parquet file: {_one_line(e)}")
             return None
@@ -359,10 +385,11 @@ class Store:
         if kind == "traces":
             # Its runs part says these runs are finished, and a resume would then never
             # rewrite their traces: move it aside too, so that they are recomputed.
-            partner = self.runs_dir / path.name
-            if partner.exists():
-                self._move_aside(partner, "runs", f"its traces file {kind}/{path.name} was "
-                                 "moved aside; its runs will be recomputed")
+            base = _split_name(path.name)[0]
+            for partner in self.run_files():
+                if _split_name(partner.name)[0] == base:
+                    self._move_aside(partner, "runs", f"its traces file {kind}/{path.name} "
+                                     "was moved aside; its runs will be recomputed")
 
     def _move_aside(self, path: Path, kind: str, reason: str) -> bool:
         rel = f"{kind}/{path.name}"
@@ -390,9 +417,25 @@ class Store:
                 frames.append(df)
         return frames
 
+    def check_traces(self) -> None:
+        """Read every trace part not checked yet by this Store; a bad one is quarantined
+        with its runs part, so that its runs count as unfinished and are recomputed.
+        (Trace parts are not kept in memory: only the verdict is.)"""
+        for p in self.trace_files():
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            key = (str(p), st.st_size, st.st_mtime_ns)
+            if key not in self._checked:
+                self._load_part(p, "traces")
+                self._checked.add(key)
+
     def finished_ids(self) -> set[str]:
         """Run ids of every readable runs part (every column read: a part that is
-        unreadable anywhere does not count as finished, and is quarantined)."""
+        unreadable anywhere does not count as finished, and is quarantined; so is a runs
+        part whose traces part is unreadable)."""
+        self.check_traces()
         ids: set[str] = set()
         for df in self._run_frames():
             ids.update(df["run_id"].dropna().astype(str).tolist())
