@@ -519,6 +519,10 @@ class Store:
         if not self._held:
             self._stop_heartbeat()
 
+    def release_many(self, keys) -> None:
+        for key in keys:
+            self.release(key)
+
     def release_all(self) -> None:
         for key in list(self._held):
             self.release(key)
