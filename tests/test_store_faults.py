@@ -412,6 +412,35 @@ def test_racing_processes_claim_each_key_exactly_once(tmp_path, case):
     assert sorted(every) == keys  # every key once: none twice, none missed
 
 
+def test_concurrent_sweeps_compute_each_run_once(tmp_path):
+    """Three sweeps of one spec into one directory at once: every run is in exactly one
+    runs part (no run computed twice), and each sweep returns only when all are stored."""
+    import inspect
+
+    from saddle.sweep import runner
+
+    if "claim" not in inspect.getsource(runner.run_sweep):
+        pytest.skip("the runner does not claim runs yet (Store.claim/release)")
+    spec = tmp_path / "s.toml"
+    spec.write_text(_toml().replace("seeds = 3", "seeds = 8").replace("batch_runs = 2",
+                                                                        "batch_runs = 3"))
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "saddle", "sweep", str(spec), "--out", str(out), "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_o, e) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, e.decode()
+    reports = [json.loads(o) for o, _ in outs]
+    ids = [i for p in (out / "runs").glob("part-*.parquet")
+           for i in pd.read_parquet(p, columns=["run_id"])["run_id"]]
+    print(f"\nconcurrent sweeps: ran {[r['ran'] for r in reports]} of 16 runs")
+    assert len(ids) == len(set(ids)) == 16
+    assert sum(r["ran"] for r in reports) == 16
+    assert not list((out / "claims").iterdir())
+
+
 # --- the CLI on a full disk ---------------------------------------------------------------------
 
 _INJECT = textwrap.dedent("""
