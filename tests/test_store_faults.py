@@ -485,6 +485,45 @@ def test_cli_sweep_on_a_full_disk_is_one_line_and_resumes(tmp_path, reference):
     pd.testing.assert_frame_equal(_rows(out), _rows(reference))
 
 
+_FULL_DISK = textwrap.dedent("""
+    set -u
+    D=$1; T=$2
+    mount -t tmpfs -o size=$3 tmpfs "$D" || exit 77
+    "$4" -m saddle sweep "$T/s.toml" --out "$D/out" --quiet 2> "$T/err1"; echo $? > "$T/rc1"
+    mount -o remount,size=16m "$D" || exit 77
+    "$4" -m saddle sweep "$T/s.toml" --out "$D/out" --quiet 2> "$T/err2"; echo $? > "$T/rc2"
+    cp -r "$D/out" "$T/out"
+""")
+
+
+@pytest.mark.parametrize("size", ["4k", "40k"])
+def test_a_really_full_disk(tmp_path, reference, size):
+    """A real tmpfs of 4 or 40 KiB, mounted in a user namespace (no root needed where user
+    namespaces are allowed; skipped where they are not): the sweep fails in one line on the
+    first write that does not fit, and once there is room it resumes to the full rows."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare(1)")
+    mnt, t = tmp_path / "mnt", tmp_path / "t"
+    mnt.mkdir()
+    t.mkdir()
+    (t / "s.toml").write_text(_toml())
+    (t / "full.sh").write_text(_FULL_DISK)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh",
+                        str(t / "full.sh"), str(mnt), str(t), size, sys.executable],
+                       capture_output=True, text=True, timeout=600, env=env)
+    if r.returncode == 77 or not (t / "rc1").exists():
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()[:200]}")
+    TOTALS["faults"] += 1
+    err = (t / "err1").read_text().strip().splitlines()
+    assert (t / "rc1").read_text().strip() == "2" and len(err) == 1, err
+    assert "ENOSPC" in err[0] and "Traceback" not in err[0]
+    assert (t / "rc2").read_text().strip() == "0", (t / "err2").read_text()
+    assert (t / "out" / "spec.toml").read_text() == (t / "s.toml").read_text()
+    pd.testing.assert_frame_equal(_rows(t / "out"), _rows(reference))
+    pd.testing.assert_frame_equal(_traces(t / "out"), _traces(reference))
+
+
 def test_cli_resume_over_a_damaged_store_warns_once_per_file(tmp_path, reference):
     spec = tmp_path / "s.toml"
     spec.write_text(_toml())

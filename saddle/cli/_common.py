@@ -152,7 +152,9 @@ def show_store_warnings() -> None:
         logger.addHandler(_StderrHandler(logging.WARNING))
     if logger.level == logging.NOTSET or logger.level > logging.WARNING:
         logger.setLevel(logging.WARNING)
-    logger.propagate = False  # no second copy through the root logger's last resort
+    # Propagation stays on: with a handler here the root logger's last resort (a second,
+    # bare copy) is not used, and handlers an embedding program or pytest put on the root
+    # logger still see the records.
 
 
 # Errors of the machine, not of the code: the disk is full, read-only or not ours.
