@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ._common import (
     ensure_out_dir,
@@ -78,7 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     store = Store(out).create()
     try:
-        spec_text = open(args.spec, "rb").read()
+        spec_text = Path(args.spec).read_bytes()
     except OSError as e:
         raise SaddleInputError(f"SPEC.toml: cannot read {args.spec!r}: {e.strerror}") from None
     # Atomic: a sweep started on a full disk leaves no empty spec.toml behind.
