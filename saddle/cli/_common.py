@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import logging
 import math
 import sys
 import tempfile
@@ -19,6 +22,8 @@ __all__ = [
     "print_json",
     "want_progress",
     "ensure_out_dir",
+    "show_store_warnings",
+    "os_errors_in_one_line",
 ]
 
 
@@ -93,6 +98,9 @@ def want_progress(args: argparse.Namespace) -> bool:
 
 def ensure_out_dir(path: str | Path, field: str = "--out", create: bool = True) -> Path:
     """A writable output directory, created if missing (its parent must exist)."""
+    if not str(path).strip():
+        # Path("") is the current directory: an empty value is a mistake, not a choice.
+        raise SaddleInputError(f"{field}: got {str(path)!r}; allowed: a directory path")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise SaddleInputError(f"{field}: {str(p)!r} exists and is not a directory")
@@ -122,3 +130,48 @@ def start_numerics() -> None:
     from ..numerics import enable_x64
 
     enable_x64()
+
+
+class _StderrHandler(logging.Handler):
+    """``saddle: warning: ...`` lines on the *current* sys.stderr (a progress bar replaces
+    sys.stderr while it runs, and its lines then stay above the bar)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"saddle: warning: {' '.join(self.format(record).split())}",
+                  file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def show_store_warnings() -> None:
+    """Print the store's warnings (a part moved to quarantine ...) on stderr, one line
+    each. Idempotent; the library itself only logs (logger ``saddle.store``)."""
+    logger = logging.getLogger("saddle")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.WARNING))
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    # Propagation stays on: with a handler here the root logger's last resort (a second,
+    # bare copy) is not used, and handlers an embedding program or pytest put on the root
+    # logger still see the records.
+
+
+# Errors of the machine, not of the code: the disk is full, read-only or not ours.
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "EFBIG")
+    if hasattr(errno, n))
+
+
+@contextlib.contextmanager
+def os_errors_in_one_line(what: str):
+    """Turn a full, read-only or forbidden filesystem while ``what`` into one line (exit 2),
+    without a traceback; other OSErrors are bugs and keep theirs."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        name = errno.errorcode.get(e.errno, "")
+        raise SaddleInputError(f"{what}: cannot write{where}: {e.strerror} ({name})") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import os_errors_in_one_line
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -49,9 +51,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         assert per_group >= 1
     except (ValueError, AssertionError):
         raise SaddleInputError(f"--runs: got {args.runs!r}; allowed: an integer >= 1") from None
+    target = _target(args)
     df = _load(args.out)
-    if args.output is not None and Path(args.output).suffix.lower() not in (".png", ".svg"):
-        raise SaddleInputError(f"--output: got {args.output!r}; allowed: a .png or .svg path")
     if args.kind == "dimension":
         if df["D"].nunique() < 2:
             raise SaddleInputError("--kind: dimension needs runs at two or more D; this "
@@ -65,7 +66,42 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from ..sweep.store import Store
 
         fig = plots.plot_trajectory(df, Store(args.out).traces(), per_group, args.title)
-    target = Path(args.output) if args.output else Path(args.out) / "plots" / f"{args.kind}.png"
-    for p in plots.save(fig, target):
+    try:
+        with os_errors_in_one_line("--output"):
+            written = plots.save(fig, target)
+    except ValueError as e:
+        # matplotlib refuses a log axis with no positive value: every group's median escape
+        # time is beyond the budget (nothing, or too little, escaped).
+        if "log-scaled" not in str(e):
+            raise
+        escaped = int(df["escaped"].sum()) if "escaped" in df.columns else 0
+        raise SaddleInputError(
+            f"--kind: {args.kind} has no finite median escape time to draw on its log axis "
+            f"({escaped} of {len(df)} runs escaped); allowed: a sweep where most runs of a "
+            "group escape (raise max_steps), or --kind phase --metric success_rate") from None
+    for p in written:
         print(p)
     return 0
+
+
+def _target(args: argparse.Namespace) -> Path:
+    """Where the figure goes, checked before any work: an existing, writable folder."""
+    from ..errors import SaddleInputError
+    from ._common import ensure_out_dir
+
+    if args.output is None:
+        out = Path(args.out)
+        if not out.is_dir():
+            return out / "plots" / f"{args.kind}.png"  # _load names the problem with DIR
+        return ensure_out_dir(out / "plots", field="DIR/plots") / f"{args.kind}.png"
+    if not args.output.strip():
+        raise SaddleInputError("--output: got ''; allowed: a .png or .svg path")
+    target = Path(args.output)
+    if target.suffix.lower() not in (".png", ".svg") or target.is_dir():
+        raise SaddleInputError(f"--output: got {args.output!r}; allowed: a .png or .svg path")
+    parent = target.parent
+    if not parent.is_dir():
+        raise SaddleInputError(f"--output: got {args.output!r}; its folder {str(parent)!r} "
+                               "does not exist")
+    ensure_out_dir(parent, field="--output", create=False)
+    return target

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import ensure_out_dir, start_numerics, want_progress
+from ._common import (
+    ensure_out_dir,
+    os_errors_in_one_line,
+    show_store_warnings,
+    start_numerics,
+    want_progress,
+)
 
 
 def register(sub) -> None:
@@ -37,10 +43,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         for n in names:
             if n not in EXPERIMENTS:
                 raise SaddleInputError(f"--only: got {n!r}; allowed: {', '.join(EXPERIMENTS)}")
-    out = Path(args.out) if args.out else default_out()
+    # An empty --out is an error (ensure_out_dir), not the default directory.
+    out = Path(args.out) if args.out is not None else default_out()
     if args.out is None:
-        out.parent.mkdir(exist_ok=True)
-    out = ensure_out_dir(out)
+        with os_errors_in_one_line("--out"):
+            out.parent.mkdir(exist_ok=True)
+    out = ensure_out_dir(args.out if args.out is not None else out)
+    show_store_warnings()
     from ..reproduce import spec_path
     from ..sweep import load_spec
 
@@ -50,13 +59,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .. import reproduce
 
     start_numerics()
-    if want_progress(args):
-        run_info = _with_progress(out, args.quick, names)
-    else:
-        run_info = reproduce.run_experiments(out, args.quick, names)
-    a = reproduce.analyse(out)
-    figures = reproduce.make_figures(out, a)
-    report = reproduce.write_report(out, a, figures, run_info, args.quick)
+    with os_errors_in_one_line(f"--out {str(out)!r}"):
+        if want_progress(args):
+            run_info = _with_progress(out, args.quick, names)
+        else:
+            run_info = reproduce.run_experiments(out, args.quick, names)
+        a = reproduce.analyse(out)
+        figures = reproduce.make_figures(out, a)
+        report = reproduce.write_report(out, a, figures, run_info, args.quick)
     if not args.quiet:
         for v in a["verdicts"]:
             print(f"{v.claim}: {v.verdict}", file=sys.stderr)

@@ -33,6 +33,9 @@ def _load(out: str):
     if not (root / "runs").is_dir():
         raise SaddleInputError(f"DIR: {out!r} has no runs/ folder; allowed: a directory "
                                "written by 'saddle sweep --out'")
+    from ._common import show_store_warnings
+
+    show_store_warnings()  # unreadable parts are moved aside with a one-line warning
     df = Store(root).runs()
     if df.empty:
         raise SaddleInputError(f"DIR: {out!r} holds no finished runs yet")

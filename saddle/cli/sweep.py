@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from ._common import ensure_out_dir, print_json, start_numerics, want_progress
+from ._common import (
+    ensure_out_dir,
+    os_errors_in_one_line,
+    print_json,
+    show_store_warnings,
+    start_numerics,
+    want_progress,
+)
 
 
 def register(sub) -> None:
@@ -64,20 +72,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     batch_runs = _positive_int("--batch-runs", args.batch_runs)
     spec = load_spec(args.spec)  # validates every point before anything runs
     out = ensure_out_dir(args.out)
-    spec_copy = out / "spec.toml"
-    if not spec_copy.exists():
-        import shutil
-
-        shutil.copyfile(args.spec, spec_copy)
+    show_store_warnings()
 
     from ..sweep import run_sweep
+    from ..sweep.store import Store
+
+    store = Store(out).create()
+    try:
+        spec_text = Path(args.spec).read_bytes()
+    except OSError as e:
+        raise SaddleInputError(f"SPEC.toml: cannot read {args.spec!r}: {e.strerror}") from None
+    # Atomic: a sweep started on a full disk leaves no empty spec.toml behind.
+    store.write_spec(spec_text)
 
     start_numerics()
-    if want_progress(args):
-        report = _with_progress(spec, out, args, workers, batch_runs)
-    else:
-        report = run_sweep(spec, out, executor=args.executor, scheduler=args.scheduler,
-                           workers=workers, batch_runs=batch_runs)
+    with os_errors_in_one_line(f"--out {str(out)!r}"):
+        if want_progress(args):
+            report = _with_progress(spec, out, args, workers, batch_runs)
+        else:
+            report = run_sweep(spec, out, executor=args.executor, scheduler=args.scheduler,
+                               workers=workers, batch_runs=batch_runs)
     if args.json:
         print_json(dict(out=str(out), **report.as_dict()))
     elif not args.quiet:

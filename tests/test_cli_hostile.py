@@ -1,0 +1,110 @@
+"""The CLI against hostile stores and paths: empty and unwritable outputs, stores where
+nothing escaped, damaged stores. Every failure is one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from saddle.sweep import parse_spec, run_sweep
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "saddle", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(r, field: str) -> None:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def no_escape(tmp_path_factory):
+    """A store where no run escaped (3 steps): 2 sigmas x 2 shapes x 2 seeds, with traces."""
+    out = tmp_path_factory.mktemp("no_escape")
+    spec = parse_spec(dict(seeds=2, optimizer="sgd", m=[8, 16], n=8, sigma=[0.01, 0.1],
+                           basis="coherent", max_steps=3, trace_stride=1))
+    rep = run_sweep(spec, out)
+    assert rep.ran == 8 and rep.escaped == 0
+    return out
+
+
+@pytest.mark.parametrize("args", [
+    ["sweep", "{spec}", "--out", ""],
+    ["sweep", "{spec}", "--out", "   "],
+    ["reproduce", "--out", ""],
+])
+def test_empty_out_is_an_error_not_the_current_directory(tmp_path, args):
+    spec = tmp_path / "s.toml"
+    spec.write_text("m = 8\nn = 8\nseeds = 1\nmax_steps = 10\n")
+    r = subprocess.run([sys.executable, "-m", "saddle", *[a.format(spec=spec) for a in args]],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    _one_line_error(r, "--out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]  # nothing written here
+
+
+@pytest.mark.parametrize("output, why", [
+    ("", "--output"),
+    ("{tmp}/missing/dir/fig.png", "does not exist"),
+    ("{tmp}/file.txt/fig.png", "does not exist"),
+    ("{tmp}/fig.pdf", "--output"),
+    ("{tmp}", "--output"),
+])
+def test_plot_output_into_a_bad_place_is_one_line(no_escape, tmp_path, output, why):
+    (tmp_path / "file.txt").write_text("x")
+    r = _cli("plot", no_escape, "--kind", "dimension", "--output", output.format(tmp=tmp_path))
+    _one_line_error(r, why)
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs /proc (Linux)")
+def test_plot_output_into_an_unwritable_folder_is_one_line(no_escape):
+    # /proc accepts no new files, for root too (a chmod-ed folder does not stop root)
+    _one_line_error(_cli("plot", no_escape, "--kind", "dimension", "--output",
+                         "/proc/fig.png"), "not writable")
+
+
+def test_plots_of_a_store_where_nothing_escaped(no_escape, tmp_path):
+    for kind in ("dimension", "phase", "trajectory"):
+        r = _cli("plot", no_escape, "--kind", kind, "--output", tmp_path / f"{kind}.png")
+        assert r.returncode == 0, r.stderr
+    # The gap plot's escape-time axis is logarithmic with nothing on it: one line, no file.
+    r = _cli("plot", no_escape, "--kind", "gap", "--x", "sigma", "--output",
+             tmp_path / "gap.png")
+    _one_line_error(r, "no finite median escape time")
+    assert "0 of 8 runs escaped" in r.stderr and not (tmp_path / "gap.png").exists()
+
+
+def test_results_and_plot_go_on_past_a_damaged_part(no_escape, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(no_escape, out)
+    (out / "runs" / "part-garbage.parquet").write_bytes(b"PAR1 not really")
+    victim = sorted((out / "runs").glob("part-*~*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    r = _cli("results", out, "--json")
+    assert r.returncode == 0, r.stderr
+    warns = r.stderr.strip().splitlines()
+    assert len(warns) == 2 and all(w.startswith("saddle: warning: runs/part-") for w in warns)
+    assert {p.name for p in (out / "quarantine" / "runs").iterdir()} == {
+        "part-garbage.parquet", victim.name}
+    r = _cli("plot", out, "--kind", "phase")  # default output: DIR/plots/phase.png
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    assert (out / "plots" / "phase.png").exists()
+
+
+def test_results_on_a_store_of_only_foreign_files_is_one_line(tmp_path):
+    import pandas as pd
+
+    (tmp_path / "runs").mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "runs" / "part-a.parquet")
+    r = _cli("results", tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 2, r.stderr
+    assert lines[0].startswith("saddle: warning:") and "no column run_id" in lines[0]
+    assert lines[1].startswith("saddle: error:") and "no finished runs" in lines[1]
