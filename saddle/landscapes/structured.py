@@ -1,0 +1,431 @@
+r"""Fast structured orthogonal bases: randomized DCT-II and Walsh-Hadamard transforms.
+
+A dense Haar basis costs O(mn(m + n)) per rotation C = P^T X Q. A *structured* basis uses,
+along each axis, an orthogonal matrix that is applied in O(n log n) without ever being formed:
+
+.. math::
+
+    P = (T D_R \Pi_R) \cdots (T D_1 \Pi_1)
+
+with T the orthonormal DCT-II (any n) or the orthonormal Walsh-Hadamard transform (n a power
+of two, Sylvester order), D_r a random +-1 diagonal and Pi_r a random permutation; R is the
+number of *rounds* (1 by default). Every factor is orthogonal, so P is. On the (m, n) array,
+C = P^T X Q applies P^T along axis 0 and Q^T along axis 1, so one rotation costs
+O(mn log(mn)).
+
+Conventions. One round acts on a vector x as ``P x = T (s * x[g])`` where ``s`` is the sign
+vector and ``g`` the gather index of the permutation (so Pi is the matrix with
+``(Pi x)_k = x_{g(k)}``), and its transpose as ``P^T y = (s * T^T y)[g^{-1}]``. Columns of
+one round's P are therefore signed, permuted columns of T: ``p_j = s_k t_k`` with
+``k = g^{-1}(j)``.
+
+Incoherence. The coherence of an orthogonal n x n matrix is mu = sqrt(n) max_ij |p_ij|
+(1 for the best-spread basis, sqrt(n) for the identity).
+
+- Walsh-Hadamard: every entry of T is +-1/sqrt(n) exactly, so mu_T = 1.
+- DCT-II: T_kj = sqrt(c_k / n) cos(pi k (2j + 1) / (2n)) with c_0 = 1, c_k = 2, so
+  |T_kj| <= sqrt(2/n) and mu_T <= sqrt(2) (mu_T = 1 for n = 1).
+
+*Why the signs and the permutation keep the bound (one round).* For P = T D Pi,
+``P_ij = sum_k T_ik s_k Pi_kj``; Pi has exactly one 1 in column j, at row k = g^{-1}(j),
+so ``P_ij = s_k T_ik`` and ``|P_ij| = |T_ik|``. Every entry of P is, up to sign, an entry of
+T, hence max|P| = max|T| and mu_P = mu_T, whatever D and Pi are: the randomization changes
+*which* columns of T become the escape directions and their signs, never their sizes. An
+escape direction p_i q_j^T then has entries |P_ai| |Q_bj| <= (mu_P / sqrt(m)) (mu_Q /
+sqrt(n)) = mu_P mu_Q / sqrt(mn), i.e. at most 2 / sqrt(mn) for DCT x DCT and exactly
+1 / sqrt(mn) for Hadamard x Hadamard. A Haar-random basis has largest entry about
+sqrt(2 ln(n^2) / n) instead, a factor sqrt(4 ln n) larger.
+
+*More rounds.* For R >= 2 the deterministic bound is lost: P = T D_R Pi_R M with M the
+previous rounds (orthogonal), and ``P_ij = sum_k T_ik s_k (Pi_R M)_kj`` is a Rademacher sum
+with squared coefficients summing to at most mu_T^2 / n. Hoeffding and a union bound over the
+n^2 entries give, with probability at least 1 - delta, max|P| <= mu_T sqrt(2 ln(2 n^2 /
+delta) / n): Haar-like delocalization (every column looks random) at the price of a log
+factor in the coherence. :meth:`AxisTransform.coherence_bound` returns the deterministic
+bound for one round and the trivial bound sqrt(n) otherwise; measure the actual value with
+:meth:`AxisTransform.coherence` at small n.
+
+Implementation (see ``benchmarks/structured.py`` and ``benchmarks/STRUCTURED.md`` for the
+measurements behind the choices):
+
+- DCT-II and its transpose (DCT-III) go through a *real* FFT of length n (Makhoul's
+  even/odd reordering, then one complex twiddle), which does half the work of
+  ``jax.scipy.fft.dct`` (a complex FFT of real data). The even/odd reordering is itself a
+  permutation, so it is folded into the random permutation's gather: one gather per round.
+- Walsh-Hadamard is a radix-2 butterfly written with reshapes: only additions and
+  subtractions in a fixed order, so results are bit-identical for a seed and independent of
+  batching.
+
+Everything runs in float32 or float64 (the dtype of the input); the sign vectors are stored
+as int8 and the twiddles are computed in float64 and rounded once to the input's precision.
+For checks there is a float64 NumPy reference built on ``scipy.fft`` (:func:`apply_np`,
+:func:`apply_transpose_np`, :meth:`StructuredBasis.to_eigenbasis_np`) and :meth:`dense`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.fft
+
+__all__ = [
+    "AxisTransform",
+    "StructuredBasis",
+    "make_axis_transform",
+    "structured_basis",
+    "apply",
+    "apply_transpose",
+    "apply_np",
+    "apply_transpose_np",
+    "KINDS",
+]
+
+KINDS = ("dct", "hadamard")
+_DENSE_MAX = 4096
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def _resolve_kind(kind: str, n: int) -> str:
+    if kind == "auto":
+        return "hadamard" if _is_power_of_two(n) else "dct"
+    if kind not in KINDS:
+        raise ValueError(f"kind: got {kind!r}; allowed: auto, dct, hadamard")
+    if kind == "hadamard" and not _is_power_of_two(n):
+        raise ValueError(f"kind: 'hadamard' needs a power-of-two size; got n = {n}")
+    return kind
+
+
+def _interleave_index(n: int) -> np.ndarray:
+    """Makhoul's reordering v = x[I]: even entries in order, then odd entries reversed."""
+    return np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)[::-1]]).astype(np.int32)
+
+
+# --- the description of one axis --------------------------------------------------------------
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class AxisTransform:
+    """One axis of a structured basis: P = (T D_R Pi_R) ... (T D_1 Pi_1), never formed.
+
+    Build it with :func:`make_axis_transform`. A JAX pytree: the arrays are leaves (so a batch
+    of bases can be ``vmap``-ed or passed through ``jit``), ``kind`` and ``rounds`` are static.
+
+    Attributes:
+        signs: (rounds, n) int8, the diagonals of D_r (+-1).
+        perm: (rounds, n) int32, the gather index g_r of Pi_r: (Pi_r x)_k = x[g_r(k)].
+        inv_perm: (rounds, n) int32, g_r^{-1}.
+        kind: ``"dct"`` or ``"hadamard"`` (static).
+        rounds: R >= 1 (static).
+    """
+
+    signs: jax.Array
+    perm: jax.Array
+    inv_perm: jax.Array
+    kind: str = field(metadata=dict(static=True))
+    rounds: int = field(metadata=dict(static=True))
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: got {self.kind!r}; allowed: {', '.join(KINDS)}")
+        shape = getattr(self.signs, "shape", None)
+        if shape is not None and len(shape) == 2 and shape[0] != self.rounds:
+            raise ValueError(f"signs: shape {shape} does not fit rounds = {self.rounds}")
+
+    @property
+    def size(self) -> int:
+        return int(self.signs.shape[-1])
+
+    # --- incoherence ---------------------------------------------------------------------
+    def coherence_bound(self) -> float:
+        """A bound on mu = sqrt(n) max|P_ij| that holds for every draw of signs and perms.
+
+        1 for Hadamard, sqrt(2) for the DCT (1 at n = 1), for one round; sqrt(n) (trivial)
+        for more rounds, whose coherence is only bounded with high probability (module
+        docstring).
+        """
+        n = self.size
+        if self.rounds > 1:
+            return math.sqrt(n)
+        if self.kind == "hadamard" or n == 1:
+            return 1.0
+        return math.sqrt(2.0)
+
+    def coherence(self) -> float:
+        """The measured mu = sqrt(n) max|P_ij| (forms P: small n only)."""
+        return float(math.sqrt(self.size) * np.abs(self.dense()).max())
+
+    # --- small-n materialization ---------------------------------------------------------
+    def dense(self) -> np.ndarray:
+        """P as an (n, n) float64 NumPy matrix (columns p_j = P e_j), for n <= 4096."""
+        n = self.size
+        if n > _DENSE_MAX:
+            raise ValueError(f"dense: n = {n} is too large; allowed: n <= {_DENSE_MAX}")
+        return apply_np(self, np.eye(n), axis=0)
+
+    def column(self, j: int, dtype=None) -> jax.Array:
+        """p_j = P e_j in O(n log n), without forming P."""
+        dtype = dtype or jnp.result_type(float)
+        e = jnp.zeros((self.size,), dtype).at[j].set(1)
+        return apply(self, e, axis=0)
+
+
+def make_axis_transform(
+    rng: np.random.Generator, n: int, kind: str = "auto", rounds: int = 1
+) -> AxisTransform:
+    """A random structured orthogonal n x n transform, deterministic given ``rng``'s state.
+
+    Args:
+        rng: NumPy Generator; each round draws n signs, then a permutation of n.
+        n: size (>= 1).
+        kind: ``"dct"`` (any n), ``"hadamard"`` (n a power of two), or ``"auto"``
+            (Hadamard for powers of two, else DCT).
+        rounds: R >= 1 factors T D Pi composed.
+    """
+    if n < 1:
+        raise ValueError(f"n: got {n}; allowed: n >= 1")
+    if rounds < 1:
+        raise ValueError(f"rounds: got {rounds}; allowed: rounds >= 1")
+    kind = _resolve_kind(kind, n)
+    signs = np.empty((rounds, n), np.int8)
+    perm = np.empty((rounds, n), np.int32)
+    for r in range(rounds):
+        signs[r] = 2 * rng.integers(0, 2, size=n, dtype=np.int8) - 1
+        perm[r] = rng.permutation(n)
+    inv_perm = np.argsort(perm, axis=1).astype(np.int32)
+    return AxisTransform(
+        signs=jnp.asarray(signs), perm=jnp.asarray(perm), inv_perm=jnp.asarray(inv_perm),
+        kind=kind, rounds=rounds,
+    )
+
+
+# --- JAX kernels ------------------------------------------------------------------------------
+
+
+def _bshape(n: int, ndim: int, axis: int) -> tuple[int, ...]:
+    """Shape that broadcasts an (n,) vector along ``axis`` of an ndim array."""
+    return tuple(n if a == axis else 1 for a in range(ndim))
+
+
+def _fwht(x: jax.Array, axis: int) -> jax.Array:
+    """Orthonormal Walsh-Hadamard transform along ``axis`` (Sylvester order, symmetric).
+
+    Radix-2 butterflies on the axis viewed as (blocks, 2, h): log2(n) passes of adds and
+    subtracts in a fixed order, then one scaling by 1/sqrt(n).
+    """
+    n = x.shape[axis]
+    pre, post = x.shape[:axis], x.shape[axis + 1:]
+    h = 1
+    while h < n:
+        y = x.reshape(pre + (n // (2 * h), 2, h) + post)
+        a = jax.lax.index_in_dim(y, 0, axis + 1, keepdims=False)
+        b = jax.lax.index_in_dim(y, 1, axis + 1, keepdims=False)
+        x = jnp.stack([a + b, a - b], axis=axis + 1).reshape(x.shape)
+        h *= 2
+    return x * jnp.asarray(1.0 / math.sqrt(n), x.dtype)
+
+
+def _twiddle(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(w, scale): w_k = exp(-i pi k / 2n) for k <= n//2 (complex, rounded once from float64)
+    and the orthonormal DCT-II scale f_k = 1/sqrt(4n) (k = 0), 1/sqrt(2n) (k > 0)."""
+    k = np.arange(n // 2 + 1)
+    w = np.exp(-0.5j * np.pi * k / n)
+    scale = np.full(n, 1.0 / math.sqrt(2.0 * n))
+    scale[0] = 1.0 / math.sqrt(4.0 * n)
+    real = jnp.dtype(dtype)
+    cplx = jnp.complex64 if real == jnp.float32 else jnp.complex128
+    return w.astype(cplx), scale.astype(real)
+
+
+def _dct_post(v: jax.Array, axis: int) -> jax.Array:
+    """Orthonormal DCT-II of x given v = x[interleave], along ``axis``, via one real FFT.
+
+    With Z_k = exp(-i pi k / 2n) rfft(v)_k (k <= n//2), the unnormalized DCT-II is
+    y_k = 2 Re Z_k for k <= n//2 and y_{n-k} = -2 Im Z_k for 1 <= k <= (n-1)//2 (the
+    conjugate symmetry of the FFT of a real sequence gives the upper half).
+    """
+    n = v.shape[axis]
+    if n == 1:
+        return v
+    w, scale = _twiddle(n, v.dtype)
+    Z = jnp.fft.rfft(v, axis=axis) * w.reshape(_bshape(n // 2 + 1, v.ndim, axis))
+    lo = jnp.real(Z)
+    hi = jax.lax.rev(jax.lax.slice_in_dim(jnp.imag(Z), 1, (n + 1) // 2, axis=axis), (axis,))
+    y = jnp.concatenate([lo, -hi], axis=axis)
+    return y * jnp.asarray(2 * scale, v.dtype).reshape(_bshape(n, v.ndim, axis))
+
+
+def _dct_pre(y: jax.Array, axis: int) -> jax.Array:
+    """The transpose of :func:`_dct_post` (DCT-III): returns v such that x = v[deinterleave]
+    is T^T y. Inverts the relations of :func:`_dct_post` for Z, then one inverse real FFT."""
+    n = y.shape[axis]
+    if n == 1:
+        return y
+    w, scale = _twiddle(n, y.dtype)
+    y = y / jnp.asarray(2 * scale, y.dtype).reshape(_bshape(n, y.ndim, axis))
+    re = jax.lax.slice_in_dim(y, 0, n // 2 + 1, axis=axis)
+    # Im Z_k = -y_{n-k} for 1 <= k <= n//2, Im Z_0 = 0.
+    tail = jax.lax.rev(jax.lax.slice_in_dim(y, n - n // 2, n, axis=axis), (axis,))
+    im = -jnp.concatenate([jnp.zeros_like(jax.lax.slice_in_dim(y, 0, 1, axis=axis)), tail],
+                          axis=axis)
+    Z = jax.lax.complex(re, im)
+    R = Z * jnp.conj(w).reshape(_bshape(n // 2 + 1, y.ndim, axis))
+    return jnp.fft.irfft(R, n=n, axis=axis)
+
+
+def _gather(x: jax.Array, idx: jax.Array, axis: int) -> jax.Array:
+    return jnp.take(x, idx, axis=axis, mode="clip", unique_indices=True)
+
+
+def apply(t: AxisTransform, x: jax.Array, axis: int = 0) -> jax.Array:
+    """P x along ``axis`` of x (synthesis: X = P C along axis 0), in O(size log n)."""
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if n != t.size:
+        raise ValueError(f"apply: axis {axis} has length {n}; the transform has {t.size}")
+    bs = _bshape(n, x.ndim, axis)
+    for r in range(t.rounds):
+        s, g = t.signs[r], t.perm[r]
+        if t.kind == "hadamard":
+            x = _fwht(_gather(x, g, axis) * s.astype(x.dtype).reshape(bs), axis)
+        else:
+            # T(s * x[g]) = post(rfft((s * x[g])[I])) = post(rfft(s[I] * x[g[I]])).
+            I = _interleave_index(n)
+            x = _dct_post(_gather(x, g[I], axis) * s[I].astype(x.dtype).reshape(bs), axis)
+    return x
+
+
+def apply_transpose(t: AxisTransform, y: jax.Array, axis: int = 0) -> jax.Array:
+    """P^T y along ``axis`` of y (analysis: C = P^T X along axis 0), in O(size log n)."""
+    axis = axis % y.ndim
+    n = y.shape[axis]
+    if n != t.size:
+        raise ValueError(f"apply_transpose: axis {axis} has length {n}; the transform "
+                         f"has {t.size}")
+    bs = _bshape(n, y.ndim, axis)
+    for r in reversed(range(t.rounds)):
+        s, ginv = t.signs[r], t.inv_perm[r]
+        if t.kind == "hadamard":
+            y = (_fwht(y, axis) * s.astype(y.dtype).reshape(bs))
+            y = _gather(y, ginv, axis)
+        else:
+            # (s * T^T y)[g^-1] with T^T y = v[J], J = I^-1: one gather with index J[g^-1].
+            J = np.argsort(_interleave_index(n)).astype(np.int32)
+            v = _dct_pre(y, axis)
+            y = _gather(v, jnp.asarray(J)[ginv], axis) * s[ginv].astype(y.dtype).reshape(bs)
+    return y
+
+
+# --- NumPy reference (float64, scipy.fft) -----------------------------------------------------
+
+
+def _fwht_np(x: np.ndarray, axis: int) -> np.ndarray:
+    n = x.shape[axis]
+    x = np.moveaxis(np.array(x, dtype=np.result_type(x, np.float64)), axis, 0)
+    h = 1
+    while h < n:
+        y = x.reshape((n // (2 * h), 2, h) + x.shape[1:])
+        x = np.stack([y[:, 0] + y[:, 1], y[:, 0] - y[:, 1]], axis=1).reshape(x.shape)
+        h *= 2
+    return np.moveaxis(x / math.sqrt(n), 0, axis)
+
+
+def _bshape_np(t: AxisTransform, ndim: int, axis: int):
+    return _bshape(t.size, ndim, axis)
+
+
+def apply_np(t: AxisTransform, x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """NumPy reference of :func:`apply` (float64; scipy.fft.dct for the DCT)."""
+    x = np.asarray(x, np.float64)
+    axis = axis % x.ndim
+    signs, perm = np.asarray(t.signs, np.float64), np.asarray(t.perm)
+    bs = _bshape_np(t, x.ndim, axis)
+    for r in range(t.rounds):
+        x = np.take(x, perm[r], axis=axis) * signs[r].reshape(bs)
+        if t.kind == "hadamard":
+            x = _fwht_np(x, axis)
+        else:
+            x = scipy.fft.dct(x, type=2, norm="ortho", axis=axis)
+    return x
+
+
+def apply_transpose_np(t: AxisTransform, y: np.ndarray, axis: int = 0) -> np.ndarray:
+    """NumPy reference of :func:`apply_transpose` (float64)."""
+    y = np.asarray(y, np.float64)
+    axis = axis % y.ndim
+    signs, inv_perm = np.asarray(t.signs, np.float64), np.asarray(t.inv_perm)
+    bs = _bshape_np(t, y.ndim, axis)
+    for r in reversed(range(t.rounds)):
+        if t.kind == "hadamard":
+            y = _fwht_np(y, axis)
+        else:
+            y = scipy.fft.idct(y, type=2, norm="ortho", axis=axis)
+        y = np.take(y * signs[r].reshape(bs), inv_perm[r], axis=axis)
+    return y
+
+
+# --- the pair (P, Q) --------------------------------------------------------------------------
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class StructuredBasis:
+    """The eigenbasis pair of a spectral saddle: P (m x m) along axis 0, Q (n x n) along
+    axis 1, both structured. Build it with :func:`structured_basis`."""
+
+    P: AxisTransform
+    Q: AxisTransform
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.P.size, self.Q.size)
+
+    def to_eigenbasis(self, X: jax.Array) -> jax.Array:
+        """C = P^T X Q: P^T along axis 0, Q^T along axis 1 (the two commute)."""
+        return apply_transpose(self.Q, apply_transpose(self.P, X, axis=-2), axis=-1)
+
+    def from_eigenbasis(self, C: jax.Array) -> jax.Array:
+        """X = P C Q^T: P along axis 0, Q along axis 1."""
+        return apply(self.Q, apply(self.P, C, axis=-2), axis=-1)
+
+    def to_eigenbasis_np(self, X: np.ndarray) -> np.ndarray:
+        return apply_transpose_np(self.Q, apply_transpose_np(self.P, X, axis=-2), axis=-1)
+
+    def from_eigenbasis_np(self, C: np.ndarray) -> np.ndarray:
+        return apply_np(self.Q, apply_np(self.P, C, axis=-2), axis=-1)
+
+    def escape_direction(self, i: int, j: int | None = None, dtype=None) -> jax.Array:
+        """p_i q_j^T (j = i by default) as an (m, n) array, from two O(n log n) columns."""
+        j = i if j is None else j
+        return jnp.outer(self.P.column(i, dtype), self.Q.column(j, dtype))
+
+    def direction_coordinates(self, X: jax.Array, r: int) -> jax.Array:
+        """<p_i q_i^T, X> = C_ii for i < r (one forward rotation)."""
+        C = self.to_eigenbasis(X)
+        idx = jnp.arange(r)
+        return C[..., idx, idx]
+
+    def escape_entry_bound(self) -> float:
+        """mu_P mu_Q / sqrt(mn): no entry of any p_i q_j^T exceeds it (one round)."""
+        m, n = self.shape
+        return self.P.coherence_bound() * self.Q.coherence_bound() / math.sqrt(m * n)
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P, Q) as float64 NumPy matrices, for small sizes."""
+        return self.P.dense(), self.Q.dense()
+
+
+def structured_basis(
+    rng: np.random.Generator, m: int, n: int, kind: str = "auto", rounds: int = 1
+) -> StructuredBasis:
+    """A random structured basis for (m, n) arrays: P drawn first, then Q, from ``rng``."""
+    P = make_axis_transform(rng, m, kind, rounds)
+    Q = make_axis_transform(rng, n, kind, rounds)
+    return StructuredBasis(P=P, Q=Q)
