@@ -79,6 +79,8 @@ __all__ = [
     "structured_basis",
     "apply",
     "apply_transpose",
+    "rotate_to",
+    "rotate_from",
     "apply_np",
     "apply_transpose_np",
     "KINDS",
@@ -206,29 +208,35 @@ def make_axis_transform(
     )
 
 
-# --- JAX kernels ------------------------------------------------------------------------------
+# --- JAX kernels (all along the last axis) ---------------------------------------------------
 
 
-def _bshape(n: int, ndim: int, axis: int) -> tuple[int, ...]:
-    """Shape that broadcasts an (n,) vector along ``axis`` of an ndim array."""
-    return tuple(n if a == axis else 1 for a in range(ndim))
-
-
-def _fwht(x: jax.Array, axis: int) -> jax.Array:
+def _fwht(x: jax.Array, axis: int = -1) -> jax.Array:
     """Orthonormal Walsh-Hadamard transform along ``axis`` (Sylvester order, symmetric).
 
-    Radix-2 butterflies on the axis viewed as (blocks, 2, h): log2(n) passes of adds and
-    subtracts in a fixed order, then one scaling by 1/sqrt(n).
+    H_n is the Kronecker product of H_2 over the bits of the index, so it is applied as
+    radix-4 butterflies (H_4 = H_2 kron H_2 on two bits per pass, the axis viewed as
+    (blocks, 4, h)) plus one radix-2 pass when log2(n) is odd: additions and subtractions
+    only, in a fixed order, then one scaling by 1/sqrt(n). Along a leading axis each
+    butterfly combines whole contiguous rows, so no transpose is needed.
     """
+    axis = axis % x.ndim
     n = x.shape[axis]
     pre, post = x.shape[:axis], x.shape[axis + 1:]
     h = 1
     while h < n:
-        y = x.reshape(pre + (n // (2 * h), 2, h) + post)
-        a = jax.lax.index_in_dim(y, 0, axis + 1, keepdims=False)
-        b = jax.lax.index_in_dim(y, 1, axis + 1, keepdims=False)
-        x = jnp.stack([a + b, a - b], axis=axis + 1).reshape(x.shape)
-        h *= 2
+        radix = 4 if 4 * h <= n else 2
+        y = x.reshape(pre + (n // (radix * h), radix, h) + post)
+        parts = [jax.lax.index_in_dim(y, k, axis + 1, keepdims=False) for k in range(radix)]
+        if radix == 4:
+            a, b, c, d = parts
+            s1, d1, s2, d2 = a + b, a - b, c + d, c - d
+            out = [s1 + s2, d1 + d2, s1 - s2, d1 - d2]
+        else:
+            a, b = parts
+            out = [a + b, a - b]
+        x = jnp.stack(out, axis=axis + 1).reshape(x.shape)
+        h *= radix
     return x * jnp.asarray(1.0 / math.sqrt(n), x.dtype)
 
 
@@ -244,83 +252,197 @@ def _twiddle(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(cplx), scale.astype(real)
 
 
-def _dct_post(v: jax.Array, axis: int) -> jax.Array:
-    """Orthonormal DCT-II of x given v = x[interleave], along ``axis``, via one real FFT.
+def _dct_post(v: jax.Array) -> jax.Array:
+    """Orthonormal DCT-II of x along the last axis, given v = x[interleave], via one real FFT.
 
     With Z_k = exp(-i pi k / 2n) rfft(v)_k (k <= n//2), the unnormalized DCT-II is
     y_k = 2 Re Z_k for k <= n//2 and y_{n-k} = -2 Im Z_k for 1 <= k <= (n-1)//2 (the
     conjugate symmetry of the FFT of a real sequence gives the upper half).
     """
-    n = v.shape[axis]
+    n = v.shape[-1]
     if n == 1:
         return v
     w, scale = _twiddle(n, v.dtype)
-    Z = jnp.fft.rfft(v, axis=axis) * w.reshape(_bshape(n // 2 + 1, v.ndim, axis))
-    lo = jnp.real(Z)
-    hi = jax.lax.rev(jax.lax.slice_in_dim(jnp.imag(Z), 1, (n + 1) // 2, axis=axis), (axis,))
-    y = jnp.concatenate([lo, -hi], axis=axis)
-    return y * jnp.asarray(2 * scale, v.dtype).reshape(_bshape(n, v.ndim, axis))
+    Z = jnp.fft.rfft(v, axis=-1) * w
+    hi = jnp.flip(jnp.imag(Z)[..., 1:(n + 1) // 2], axis=-1)
+    y = jnp.concatenate([jnp.real(Z), -hi], axis=-1)
+    return y * jnp.asarray(2 * scale, v.dtype)
 
 
-def _dct_pre(y: jax.Array, axis: int) -> jax.Array:
-    """The transpose of :func:`_dct_post` (DCT-III): returns v such that x = v[deinterleave]
-    is T^T y. Inverts the relations of :func:`_dct_post` for Z, then one inverse real FFT."""
-    n = y.shape[axis]
+def _dct_pre(y: jax.Array) -> jax.Array:
+    """The transpose of :func:`_dct_post` (DCT-III) along the last axis: returns v such that
+    T^T y = v[deinterleave]. Inverts the relations of :func:`_dct_post` for Z, then one
+    inverse real FFT."""
+    n = y.shape[-1]
     if n == 1:
         return y
     w, scale = _twiddle(n, y.dtype)
-    y = y / jnp.asarray(2 * scale, y.dtype).reshape(_bshape(n, y.ndim, axis))
-    re = jax.lax.slice_in_dim(y, 0, n // 2 + 1, axis=axis)
-    # Im Z_k = -y_{n-k} for 1 <= k <= n//2, Im Z_0 = 0.
-    tail = jax.lax.rev(jax.lax.slice_in_dim(y, n - n // 2, n, axis=axis), (axis,))
-    im = -jnp.concatenate([jnp.zeros_like(jax.lax.slice_in_dim(y, 0, 1, axis=axis)), tail],
-                          axis=axis)
-    Z = jax.lax.complex(re, im)
-    R = Z * jnp.conj(w).reshape(_bshape(n // 2 + 1, y.ndim, axis))
-    return jnp.fft.irfft(R, n=n, axis=axis)
+    y = y / jnp.asarray(2 * scale, y.dtype)
+    # Re Z_k = y_k, Im Z_k = -y_{n-k} for 1 <= k <= n//2, Im Z_0 = 0.
+    tail = jnp.flip(y[..., n - n // 2:], axis=-1)
+    im = jnp.concatenate([jnp.zeros_like(y[..., :1]), -tail], axis=-1)
+    Z = jax.lax.complex(y[..., : n // 2 + 1], im)
+    return jnp.fft.irfft(Z * np.conj(w), n=n, axis=-1)
+
+
+def _synthesis_kernel(kind: str, v: jax.Array) -> jax.Array:
+    """T applied along the last axis to v = (s * x[g])[I] (I = interleave for the DCT)."""
+    return _dct_post(v) if kind == "dct" else _fwht(v)
+
+
+def _analysis_kernel(kind: str, y: jax.Array) -> jax.Array:
+    """T^T along the last axis, up to the reordering J = I^-1 folded into the next gather."""
+    return _dct_pre(y) if kind == "dct" else _fwht(y)
+
+
+def _synthesis_index(t: AxisTransform, r: int) -> tuple[jax.Array, jax.Array]:
+    """(index, signs) with T D Pi x = T_kernel(signs * x[index]) for round r.
+
+    For the DCT, T(s * x[g]) = post(rfft((s * x[g])[I])) = post(rfft(s[I] * x[g[I]])): the
+    even/odd reordering I rides on the permutation's gather.
+    """
+    g, s = t.perm[r], t.signs[r]
+    if t.kind == "dct":
+        I = _interleave_index(t.size)
+        return g[I], s[I]
+    return g, s
+
+
+def _analysis_index(t: AxisTransform, r: int) -> tuple[jax.Array, jax.Array]:
+    """(index, signs) with (T D Pi)^T y = signs * kernel(y)[index] for round r:
+    (s * T^T y)[g^-1] and T^T y = v[J], so the index is J[g^-1] and the signs s[g^-1]."""
+    ginv, s = t.inv_perm[r], t.signs[r]
+    if t.kind == "dct":
+        J = np.argsort(_interleave_index(t.size)).astype(np.int32)
+        return jnp.asarray(J)[ginv], s[ginv]
+    return ginv, s[ginv]
 
 
 def _gather(x: jax.Array, idx: jax.Array, axis: int) -> jax.Array:
     return jnp.take(x, idx, axis=axis, mode="clip", unique_indices=True)
 
 
+def _check_axis(t: AxisTransform, x: jax.Array, axis: int, name: str) -> int:
+    axis = axis % x.ndim
+    if x.shape[axis] != t.size:
+        raise ValueError(f"{name}: axis {axis} has length {x.shape[axis]}; the transform "
+                         f"has {t.size}")
+    return axis
+
+
 def apply(t: AxisTransform, x: jax.Array, axis: int = 0) -> jax.Array:
     """P x along ``axis`` of x (synthesis: X = P C along axis 0), in O(size log n)."""
-    axis = axis % x.ndim
-    n = x.shape[axis]
-    if n != t.size:
-        raise ValueError(f"apply: axis {axis} has length {n}; the transform has {t.size}")
-    bs = _bshape(n, x.ndim, axis)
+    axis = _check_axis(t, x, axis, "apply")
+    x = jnp.swapaxes(x, axis, -1)
     for r in range(t.rounds):
-        s, g = t.signs[r], t.perm[r]
-        if t.kind == "hadamard":
-            x = _fwht(_gather(x, g, axis) * s.astype(x.dtype).reshape(bs), axis)
-        else:
-            # T(s * x[g]) = post(rfft((s * x[g])[I])) = post(rfft(s[I] * x[g[I]])).
-            I = _interleave_index(n)
-            x = _dct_post(_gather(x, g[I], axis) * s[I].astype(x.dtype).reshape(bs), axis)
-    return x
+        idx, s = _synthesis_index(t, r)
+        x = _synthesis_kernel(t.kind, _gather(x, idx, -1) * s.astype(x.dtype))
+    return jnp.swapaxes(x, axis, -1)
 
 
 def apply_transpose(t: AxisTransform, y: jax.Array, axis: int = 0) -> jax.Array:
     """P^T y along ``axis`` of y (analysis: C = P^T X along axis 0), in O(size log n)."""
-    axis = axis % y.ndim
-    n = y.shape[axis]
-    if n != t.size:
-        raise ValueError(f"apply_transpose: axis {axis} has length {n}; the transform "
-                         f"has {t.size}")
-    bs = _bshape(n, y.ndim, axis)
+    axis = _check_axis(t, y, axis, "apply_transpose")
+    y = jnp.swapaxes(y, axis, -1)
     for r in reversed(range(t.rounds)):
-        s, ginv = t.signs[r], t.inv_perm[r]
-        if t.kind == "hadamard":
-            y = (_fwht(y, axis) * s.astype(y.dtype).reshape(bs))
-            y = _gather(y, ginv, axis)
-        else:
-            # (s * T^T y)[g^-1] with T^T y = v[J], J = I^-1: one gather with index J[g^-1].
-            J = np.argsort(_interleave_index(n)).astype(np.int32)
-            v = _dct_pre(y, axis)
-            y = _gather(v, jnp.asarray(J)[ginv], axis) * s[ginv].astype(y.dtype).reshape(bs)
-    return y
+        idx, s = _analysis_index(t, r)
+        y = _gather(_analysis_kernel(t.kind, y), idx, -1) * s.astype(y.dtype)
+    return jnp.swapaxes(y, axis, -1)
+
+
+def _gather2(x: jax.Array, rows, cols, srows, scols) -> jax.Array:
+    """x[rows][:, cols] * outer(srows, scols) on the last two axes: one fused pass."""
+    x = _gather(_gather(x, rows, -2), cols, -1)
+    return x * (srows.astype(x.dtype)[:, None] * scols.astype(x.dtype)[None, :])
+
+
+def _twiddle_full(n: int, dtype) -> np.ndarray:
+    """W_k = exp(-i pi k / 2n) for all k < n (complex, rounded once from float64)."""
+    cplx = jnp.complex64 if jnp.dtype(dtype) == jnp.float32 else jnp.complex128
+    return np.exp(-0.5j * np.pi * np.arange(n) / n).astype(cplx)
+
+
+def _neg_rows(Z: jax.Array) -> jax.Array:
+    """Z[(-k) mod m] along axis -2: row 0 stays, the others reverse (whole rows move)."""
+    return jnp.concatenate([Z[..., :1, :], jnp.flip(Z[..., 1:, :], axis=-2)], axis=-2)
+
+
+def _dct2_post(v: jax.Array) -> jax.Array:
+    """Orthonormal 2-D DCT-II of x, given v = x interleaved along both axes, via one rfft2.
+
+    Along the rows the 1-D relations of :func:`_dct_post` hold with Z1 = w2 * R, R = rfft2(v)
+    (the row DCT is 2 Re Z1, -2 Im Z1 reversed). Along the columns the DCT is a real matrix,
+    so it commutes with Re and Im and may act on the complex Z1 directly: for a complex
+    column c with V = fft(c interleaved), DCT(c)_k = W_k V_k + conj(W_k) V_{-k}. Hence
+    D = W1 * Z1 + conj(W1) * Z1[-k1] and y = [2 Re D, -2 Im D reversed]. No transpose.
+    """
+    m, n = v.shape[-2:]
+    w2, s2 = _twiddle(n, v.dtype)
+    _, s1 = _twiddle(m, v.dtype)
+    W1 = _twiddle_full(m, v.dtype)[:, None]
+    Z = jnp.fft.rfft2(v) * w2
+    D = W1 * Z + np.conj(W1) * _neg_rows(Z)
+    hi = jnp.flip(jnp.imag(D)[..., 1:(n + 1) // 2], axis=-1)
+    y = jnp.concatenate([jnp.real(D), -hi], axis=-1)
+    return y * jnp.asarray(2 * np.outer(s1, s2), v.dtype)
+
+
+def _dct2_pre(y: jax.Array) -> jax.Array:
+    """The transpose of :func:`_dct2_post`: v with T_m^T y T_n = v deinterleaved on both axes.
+
+    Along the rows, as in :func:`_dct_pre`, G = conj(w2) (y_k - i y_{n-k}) / 2. Along the
+    columns the 1-D inverse V_k = conj(W_k) (a_k - i a_{m-k}) / 2 (a_m = 0) is complex-linear
+    in a, so it applies to the complex G: V = conj(W1) (G - i G[m - k1]) / 2, and one irfft2
+    (ifft down the columns, irfft along the rows) returns v.
+    """
+    m, n = y.shape[-2:]
+    w2, s2 = _twiddle(n, y.dtype)
+    _, s1 = _twiddle(m, y.dtype)
+    W1 = _twiddle_full(m, y.dtype)[:, None]
+    y = y * jnp.asarray(1.0 / np.outer(2 * s1, 2 * s2), y.dtype)
+    tail = jnp.flip(y[..., n - n // 2:], axis=-1)
+    im = jnp.concatenate([jnp.zeros_like(y[..., :1]), -tail], axis=-1)
+    G = jax.lax.complex(y[..., : n // 2 + 1], im) * np.conj(w2)
+    Grev = _neg_rows(G)
+    Grev = jnp.concatenate([jnp.zeros_like(Grev[..., :1, :]), Grev[..., 1:, :]], axis=-2)
+    V = np.conj(W1) * (G - 1j * Grev)
+    # The 1/2 of each axis is already in the 1/(2 s1 2 s2) scaling above: 2 (s1 s2) is the
+    # unnormalized-to-ortho factor per axis, and Z = y_unnormalized / 2 per axis.
+    return jnp.fft.irfft2(V, s=(m, n))
+
+
+def _kernel2(kP: str, kQ: str, x: jax.Array, synthesis: bool) -> jax.Array:
+    """T along both trailing axes (synthesis) or T^T (analysis), on reordered data."""
+    if kP == kQ == "dct":
+        return _dct2_post(x) if synthesis else _dct2_pre(x)
+    one = _synthesis_kernel if synthesis else _analysis_kernel
+    x = one(kQ, x)  # rows
+    if kP == "hadamard":
+        return _fwht(x, axis=-2)
+    return jnp.swapaxes(one(kP, jnp.swapaxes(x, -1, -2)), -1, -2)
+
+
+def rotate_to(P: AxisTransform, Q: AxisTransform, X: jax.Array) -> jax.Array:
+    """C = P^T X Q for X of shape (..., m, n) (P and Q with the same number of rounds).
+
+    Per round: T^T along both axes in one 2-D pass (one irfft2 for DCT x DCT, butterflies
+    for Hadamard), then one gather that applies both axes' permutations (with the DCT's
+    even/odd reordering folded in) and signs.
+    """
+    for r in reversed(range(P.rounds)):
+        ip, sp = _analysis_index(P, r)
+        iq, sq = _analysis_index(Q, r)
+        X = _gather2(_kernel2(P.kind, Q.kind, X, synthesis=False), ip, iq, sp, sq)
+    return X
+
+
+def rotate_from(P: AxisTransform, Q: AxisTransform, C: jax.Array) -> jax.Array:
+    """X = P C Q^T for C of shape (..., m, n); the mirror of :func:`rotate_to`."""
+    for r in range(P.rounds):
+        ip, sp = _synthesis_index(P, r)
+        iq, sq = _synthesis_index(Q, r)
+        C = _kernel2(P.kind, Q.kind, _gather2(C, ip, iq, sp, sq), synthesis=True)
+    return C
 
 
 # --- NumPy reference (float64, scipy.fft) -----------------------------------------------------
@@ -337,8 +459,9 @@ def _fwht_np(x: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(x / math.sqrt(n), 0, axis)
 
 
-def _bshape_np(t: AxisTransform, ndim: int, axis: int):
-    return _bshape(t.size, ndim, axis)
+def _bshape_np(t: AxisTransform, ndim: int, axis: int) -> tuple[int, ...]:
+    """Shape that broadcasts an (n,) vector along ``axis`` of an ndim array."""
+    return tuple(t.size if a == axis else 1 for a in range(ndim))
 
 
 def apply_np(t: AxisTransform, x: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -383,17 +506,22 @@ class StructuredBasis:
     P: AxisTransform
     Q: AxisTransform
 
+    def __post_init__(self):
+        if self.P.rounds != self.Q.rounds:
+            raise ValueError(f"rounds: P has {self.P.rounds}, Q has {self.Q.rounds}; "
+                             "they must match")
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.P.size, self.Q.size)
 
     def to_eigenbasis(self, X: jax.Array) -> jax.Array:
         """C = P^T X Q: P^T along axis 0, Q^T along axis 1 (the two commute)."""
-        return apply_transpose(self.Q, apply_transpose(self.P, X, axis=-2), axis=-1)
+        return rotate_to(self.P, self.Q, X)
 
     def from_eigenbasis(self, C: jax.Array) -> jax.Array:
         """X = P C Q^T: P along axis 0, Q along axis 1."""
-        return apply(self.Q, apply(self.P, C, axis=-2), axis=-1)
+        return rotate_from(self.P, self.Q, C)
 
     def to_eigenbasis_np(self, X: np.ndarray) -> np.ndarray:
         return apply_transpose_np(self.Q, apply_transpose_np(self.P, X, axis=-2), axis=-1)
