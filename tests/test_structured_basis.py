@@ -30,6 +30,14 @@ SHAPES = [(1, 1, "dct"), (3, 7, "dct"), (16, 33, "dct"), (33, 64, "auto"), (64, 
           (8, 16, "hadamard"), (16, 16, "dct")]
 
 
+# Jitted entry points: eager dispatch of every small op would dominate the test time.
+_to = jax.jit(lambda B, X: B.to_eigenbasis(X))
+_from = jax.jit(lambda B, X: B.from_eigenbasis(X))
+_apply = jax.jit(apply, static_argnames="axis")
+_apply_t = jax.jit(apply_transpose, static_argnames="axis")
+_escape = jax.jit(lambda B, i, j: B.escape_direction(i, j))
+
+
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
@@ -95,24 +103,21 @@ def test_rotations_match_dense(m, n, kind, rounds):
     B = structured_basis(_rng(m * 1000 + n), m, n, kind, rounds)
     P, Q = B.dense()
     X = _rng(7).standard_normal((m, n))
-    to = jax.jit(lambda B, X: B.to_eigenbasis(X))
-    fro = jax.jit(lambda B, X: B.from_eigenbasis(X))
-    np.testing.assert_allclose(to(B, jnp.asarray(X)), P.T @ X @ Q, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(fro(B, jnp.asarray(X)), P @ X @ Q.T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_to(B, jnp.asarray(X)), P.T @ X @ Q, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_from(B, jnp.asarray(X)), P @ X @ Q.T, rtol=0, atol=1e-12)
     # One axis at a time, either axis, both directions.
-    np.testing.assert_allclose(apply(B.P, jnp.asarray(X), 0), P @ X, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(apply_transpose(B.P, jnp.asarray(X), 0), P.T @ X, rtol=0,
-                               atol=1e-12)
-    np.testing.assert_allclose(apply(B.Q, jnp.asarray(X), 1), X @ Q.T, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(apply_transpose(B.Q, jnp.asarray(X), -1), X @ Q, rtol=0,
-                               atol=1e-12)
+    Xj = jnp.asarray(X)
+    np.testing.assert_allclose(_apply(B.P, Xj, axis=0), P @ X, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_apply_t(B.P, Xj, axis=0), P.T @ X, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_apply(B.Q, Xj, axis=1), X @ Q.T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_apply_t(B.Q, Xj, axis=-1), X @ Q, rtol=0, atol=1e-12)
 
 
 def test_rotations_batch_over_leading_axes():
     B = structured_basis(_rng(3), 16, 33)
     P, Q = B.dense()
     X = _rng(4).standard_normal((3, 16, 33))
-    C = np.asarray(B.to_eigenbasis(jnp.asarray(X)))
+    C = np.asarray(_to(B, jnp.asarray(X)))
     np.testing.assert_allclose(C, np.einsum("ai,sab,bj->sij", P, X, Q), rtol=0, atol=1e-12)
 
 
@@ -122,12 +127,12 @@ def test_roundtrip(m, n, kind):
     X = _rng(6).standard_normal((m, n))
     for dtype, tol in ((jnp.float64, 1e-13), (jnp.float32, 2e-6)):
         Xj = jnp.asarray(X, dtype)
-        C = B.to_eigenbasis(Xj)
+        C = _to(B, Xj)
         assert C.dtype == dtype
-        back = B.from_eigenbasis(C)
+        back = _from(B, C)
         assert back.dtype == dtype
         np.testing.assert_allclose(back, X, rtol=0, atol=tol * max(1.0, np.abs(X).max()))
-        np.testing.assert_allclose(B.to_eigenbasis(B.from_eigenbasis(Xj)), X, rtol=0,
+        np.testing.assert_allclose(_to(B, _from(B, Xj)), X, rtol=0,
                                    atol=tol * max(1.0, np.abs(X).max()))
         # Orthogonal: the Frobenius norm is kept.
         np.testing.assert_allclose(np.linalg.norm(np.asarray(C, np.float64)), np.linalg.norm(X),
@@ -140,15 +145,16 @@ def test_numpy_reference_matches_jax(m, n, kind, rounds):
     B = structured_basis(_rng(8), m, n, kind, rounds)
     X = _rng(9).standard_normal((m, n))
     ref = B.to_eigenbasis_np(X)
-    np.testing.assert_allclose(B.to_eigenbasis(jnp.asarray(X)), ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(B.from_eigenbasis(jnp.asarray(X)), B.from_eigenbasis_np(X),
+    np.testing.assert_allclose(_to(B, jnp.asarray(X)), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_from(B, jnp.asarray(X)), B.from_eigenbasis_np(X),
                                rtol=0, atol=1e-12)
-    C32 = np.asarray(B.to_eigenbasis(jnp.asarray(X, jnp.float32)), np.float64)
+    C32 = np.asarray(_to(B, jnp.asarray(X, jnp.float32)), np.float64)
     np.testing.assert_allclose(C32, ref, rtol=0, atol=5e-6 * np.abs(X).max())
     # The per-axis NumPy functions agree with the JAX ones too.
-    np.testing.assert_allclose(apply_np(B.P, X, 0), apply(B.P, jnp.asarray(X), 0), atol=1e-12)
+    np.testing.assert_allclose(apply_np(B.P, X, 0), _apply(B.P, jnp.asarray(X), axis=0),
+                               atol=1e-12)
     np.testing.assert_allclose(apply_transpose_np(B.Q, X, 1),
-                               apply_transpose(B.Q, jnp.asarray(X), 1), atol=1e-12)
+                               _apply_t(B.Q, jnp.asarray(X), axis=1), atol=1e-12)
 
 
 # --- incoherence -----------------------------------------------------------------------------
@@ -173,10 +179,10 @@ def test_escape_directions_obey_the_bound(m, n, kind):
     # Every p_i q_j^T at once: its largest entry is max|P| max|Q|.
     assert np.abs(P).max() * np.abs(Q).max() <= bound + 1e-12
     for i in range(min(m, n, 4)):
-        E = np.asarray(B.escape_direction(i))
+        E = np.asarray(_escape(B, i, i))
         np.testing.assert_allclose(E, np.outer(P[:, i], Q[:, i]), rtol=0, atol=1e-13)
         assert np.abs(E).max() <= bound + 1e-12
-    E = np.asarray(B.escape_direction(0, n - 1))
+    E = np.asarray(_escape(B, 0, n - 1))
     np.testing.assert_allclose(E, np.outer(P[:, 0], Q[:, n - 1]), rtol=0, atol=1e-13)
 
 
@@ -184,7 +190,7 @@ def test_direction_coordinates_are_the_diagonal():
     B = structured_basis(_rng(12), 16, 33)
     P, Q = B.dense()
     X = _rng(13).standard_normal((16, 33))
-    a = np.asarray(B.direction_coordinates(jnp.asarray(X), 5))
+    a = np.asarray(jax.jit(lambda B, X: B.direction_coordinates(X, 5))(B, jnp.asarray(X)))
     np.testing.assert_allclose(a, [P[:, i] @ X @ Q[:, i] for i in range(5)], atol=1e-12)
 
 
@@ -274,8 +280,8 @@ def test_quadratic_gradient_and_hessian_spectrum(m, n, kind):
     W = jnp.asarray(rng.standard_normal((m, n)))
 
     # Gradient: jax.grad through the fast transforms equals P (Lambda * C) Q^T.
-    g = jax.grad(f)(W)
-    expected = B.from_eigenbasis(lam * B.to_eigenbasis(W - w_star))
+    g = jax.jit(jax.grad(f))(W)
+    expected = _from(B, lam * _to(B, W - w_star))
     np.testing.assert_allclose(g, expected, rtol=0, atol=1e-12)
     P, Q = B.dense()
     X = np.asarray(W - w_star)
@@ -284,12 +290,12 @@ def test_quadratic_gradient_and_hessian_spectrum(m, n, kind):
     # Hessian of the flattened W: its eigenvalues are exactly Lambda.
     D = m * n
     assert D <= 64
-    H = jax.hessian(lambda w: f(w.reshape(m, n)))(W.reshape(-1))
+    H = jax.jit(jax.hessian(lambda w: f(w.reshape(m, n))))(W.reshape(-1))
     H = np.asarray(H)
     np.testing.assert_allclose(H, H.T, atol=1e-12)
     np.testing.assert_allclose(np.linalg.eigvalsh(H), np.sort(np.asarray(lam).reshape(-1)),
                                rtol=0, atol=1e-12)
     # ... with eigenvectors p_i q_j^T: the escape directions.
     for i in range(2):
-        e = np.asarray(B.escape_direction(i)).reshape(-1)
+        e = np.asarray(_escape(B, i, i)).reshape(-1)
         np.testing.assert_allclose(H @ e, -0.3 * e, atol=1e-12)
