@@ -81,6 +81,7 @@ def test_dense_is_T_D_Pi(kind, n):
 def test_auto_kind_and_validation():
     assert make_axis_transform(_rng(), 64).kind == "hadamard"
     assert make_axis_transform(_rng(), 100).kind == "dct"
+    assert structured_basis(_rng(), 64, 64).P.kind == "dct"  # the fastest, the default
     with pytest.raises(ValueError, match="power-of-two"):
         make_axis_transform(_rng(), 12, "hadamard")
     with pytest.raises(ValueError, match="kind"):
@@ -241,7 +242,7 @@ def test_different_seeds_differ():
 
 
 def test_pytree_static_fields_and_jit_argument():
-    B = structured_basis(_rng(0), 8, 7)
+    B = structured_basis(_rng(0), 8, 7, "auto")
     leaves, treedef = jax.tree_util.tree_flatten(B)
     assert len(leaves) == 6  # signs, perm, inv_perm for P and for Q
     B2 = jax.tree_util.tree_unflatten(treedef, leaves)
@@ -251,7 +252,7 @@ def test_pytree_static_fields_and_jit_argument():
     f = jax.jit(lambda B, X: (traces.append(1), B.to_eigenbasis(X))[1])
     X = jnp.ones((8, 7))
     f(B, X)
-    f(structured_basis(_rng(1), 8, 7), X)
+    f(structured_basis(_rng(1), 8, 7, "auto"), X)
     assert len(traces) == 1
 
 
