@@ -231,6 +231,38 @@ def test_same_seed_same_basis_bit_for_bit():
     np.testing.assert_array_equal(f(A, X), f(A, X))
 
 
+@pytest.mark.parametrize("kind", ["dct", "hadamard"])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_bit_identical_whatever_the_batch(kind, dtype):
+    """A run's rotation does not depend on how many runs share its batch (or on vmap)."""
+    B = structured_basis(_rng(3), 32, 64, kind)
+    f = jax.jit(lambda B, X: B.from_eigenbasis(0.5 * B.to_eigenbasis(X)))
+    X = jnp.asarray(_rng(4).standard_normal((5, 32, 64)), dtype)
+    one = np.stack([np.asarray(f(B, X[i])) for i in range(5)])
+    np.testing.assert_array_equal(f(B, X), one)
+    np.testing.assert_array_equal(f(B, X[:2]), one[:2])
+    np.testing.assert_array_equal(jax.vmap(f, in_axes=(None, 0))(B, X), one)
+
+
+def test_vmap_over_a_batch_of_bases():
+    """One basis per run (stacked pytrees) under vmap equals each basis on its own."""
+    bases = [structured_basis(_rng(s), 16, 32) for s in range(3)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *bases)
+    X = jnp.asarray(_rng(9).standard_normal((3, 16, 32)))
+    out = jax.vmap(_to)(stacked, X)
+    for s, B in enumerate(bases):
+        np.testing.assert_array_equal(out[s], _to(B, X[s]))
+
+
+def test_escape_projection():
+    B = structured_basis(_rng(12), 16, 33)
+    P, Q = B.dense()
+    X = _rng(13).standard_normal((16, 33))
+    proj = np.asarray(jax.jit(lambda B, X: B.escape_projection(X, 3))(B, jnp.asarray(X)))
+    expected = sum((P[:, i] @ X @ Q[:, i]) * np.outer(P[:, i], Q[:, i]) for i in range(3))
+    np.testing.assert_allclose(proj, expected, rtol=0, atol=1e-12)
+
+
 def test_different_seeds_differ():
     A = structured_basis(_rng(1), 32, 32)
     B = structured_basis(_rng(2), 32, 32)
