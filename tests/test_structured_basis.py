@@ -79,8 +79,9 @@ def test_dense_is_T_D_Pi(kind, n):
 
 
 def test_auto_kind_and_validation():
-    assert make_axis_transform(_rng(), 64).kind == "hadamard"
-    assert make_axis_transform(_rng(), 100).kind == "dct"
+    assert make_axis_transform(_rng(), 64, "auto").kind == "hadamard"
+    assert make_axis_transform(_rng(), 100, "auto").kind == "dct"
+    assert make_axis_transform(_rng(), 64).kind == "dct"
     assert structured_basis(_rng(), 64, 64).P.kind == "dct"  # the fastest, the default
     with pytest.raises(ValueError, match="power-of-two"):
         make_axis_transform(_rng(), 12, "hadamard")
@@ -88,6 +89,8 @@ def test_auto_kind_and_validation():
         make_axis_transform(_rng(), 8, "fourier")
     with pytest.raises(ValueError, match="rounds"):
         make_axis_transform(_rng(), 8, rounds=0)
+    with pytest.raises(ValueError, match="n:"):
+        make_axis_transform(_rng(), 0)
     with pytest.raises(ValueError, match="rounds"):
         StructuredBasis(make_axis_transform(_rng(), 8, rounds=1),
                         make_axis_transform(_rng(), 8, rounds=2))

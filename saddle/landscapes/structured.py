@@ -34,7 +34,8 @@ T, hence max|P| = max|T| and mu_P = mu_T, whatever D and Pi are: the randomizati
 escape direction p_i q_j^T then has entries |P_ai| |Q_bj| <= (mu_P / sqrt(m)) (mu_Q /
 sqrt(n)) = mu_P mu_Q / sqrt(mn), i.e. at most 2 / sqrt(mn) for DCT x DCT and exactly
 1 / sqrt(mn) for Hadamard x Hadamard. A Haar-random basis has largest entry about
-sqrt(2 ln(n^2) / n) instead, a factor sqrt(4 ln n) larger.
+sqrt(2 ln(n^2) / n) instead: sqrt(4 ln n) times Hadamard's, sqrt(2 ln n) times the DCT's
+bound.
 
 *More rounds.* For R >= 2 the deterministic bound is lost: P = T D_R Pi_R M with M the
 previous rounds (orthogonal), and ``P_ij = sum_k T_ik s_k (Pi_R M)_kj`` is a Rademacher sum
@@ -59,7 +60,8 @@ Implementation (measurements in ``benchmarks/STRUCTURED.md``, made by
 - The even/odd reordering is itself a permutation, so it is folded into the random
   permutation's gather: one gather per round for both axes, signs fused in.
 - Walsh-Hadamard is radix-4 butterflies written with reshapes: additions and subtractions
-  in a fixed order, so results are bit-identical for a seed whatever the batch. Small dense
+  in a fixed order, so results are bit-identical for a seed whatever the batch (the DCT
+  path is too, in the tests, though there it rests on XLA's FFT). Small dense
   matmuls (H_n = H_a kron H_b) ran at the same speed within the noise of the shared machine,
   and the butterflies keep an exact summation order, so they stay.
 - :func:`structured_basis` defaults to ``kind="dct"``: it works for every size and was the
@@ -189,15 +191,15 @@ class AxisTransform:
 
 
 def make_axis_transform(
-    rng: np.random.Generator, n: int, kind: str = "auto", rounds: int = 1
+    rng: np.random.Generator, n: int, kind: str = "dct", rounds: int = 1
 ) -> AxisTransform:
     """A random structured orthogonal n x n transform, deterministic given ``rng``'s state.
 
     Args:
         rng: NumPy Generator; each round draws n signs, then a permutation of n.
         n: size (>= 1).
-        kind: ``"dct"`` (any n), ``"hadamard"`` (n a power of two), or ``"auto"``
-            (Hadamard for powers of two, else DCT).
+        kind: ``"dct"`` (any n; the default, the fastest), ``"hadamard"`` (n a power of
+            two; mu = 1), or ``"auto"`` (Hadamard for powers of two, else DCT).
         rounds: R >= 1 factors T D Pi composed.
     """
     if n < 1:
@@ -217,7 +219,7 @@ def make_axis_transform(
     )
 
 
-# --- JAX kernels (all along the last axis) ---------------------------------------------------
+# --- JAX kernels ----------------------------------------------------------------------------
 
 
 def _fwht(x: jax.Array, axis: int = -1) -> jax.Array:
@@ -510,7 +512,15 @@ def apply_transpose_np(t: AxisTransform, y: np.ndarray, axis: int = 0) -> np.nda
 @dataclass(frozen=True)
 class StructuredBasis:
     """The eigenbasis pair of a spectral saddle: P (m x m) along axis 0, Q (n x n) along
-    axis 1, both structured. Build it with :func:`structured_basis`."""
+    axis 1, both structured. Build it with :func:`structured_basis`.
+
+    The methods mirror :class:`saddle.landscapes.spectral.SpectralSaddle`'s
+    (``to_eigenbasis``, ``from_eigenbasis``, ``escape_direction``,
+    ``direction_coordinates``, ``escape_projection``), so a spectral saddle can hold one in
+    place of its dense P and Q: the value and gradient are unchanged in form,
+    ``grad = from_eigenbasis(Lambda * to_eigenbasis(W - W*)) + quartic term``, at
+    O(mn log(mn)) per step instead of O(mn(m + n)). Works on (..., m, n) arrays.
+    """
 
     P: AxisTransform
     Q: AxisTransform
