@@ -335,3 +335,14 @@ def test_quadratic_gradient_and_hessian_spectrum(m, n, kind):
     for i in range(2):
         e = np.asarray(_escape(B, i, i)).reshape(-1)
         np.testing.assert_allclose(H @ e, -0.3 * e, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke():
+    """benchmarks/structured.py runs and its variants agree (it asserts that every rotation
+    returns X and that the jax.scipy path gives the library's C)."""
+    from benchmarks.structured import bench_size, machine_info, markdown
+
+    row = bench_size(32, repeats=1)
+    assert set(row["ratios"]) == set(row["ratios_min"])
+    assert "structured dct" in markdown([row], machine_info(), 1)
