@@ -61,11 +61,13 @@ Implementation (measurements in ``benchmarks/STRUCTURED.md``, made by
   permutation's gather: one gather per round for both axes, signs fused in.
 - Walsh-Hadamard is radix-4 butterflies written with reshapes: additions and subtractions
   in a fixed order, so results are bit-identical for a seed whatever the batch (the DCT
-  path is too, in the tests, though there it rests on XLA's FFT). Small dense
-  matmuls (H_n = H_a kron H_b) ran at the same speed within the noise of the shared machine,
-  and the butterflies keep an exact summation order, so they stay.
+  path is too, in the tests, though there it rests on XLA's FFT). Small dense matmuls
+  (H_n = H_a kron H_b) were 15-33% faster in one run, but their summation order belongs to
+  the BLAS kernel (and float32 matmuls on a GPU default to TF32); the default DCT is as
+  fast as they are, so the butterflies stay.
 - :func:`structured_basis` defaults to ``kind="dct"``: it works for every size and was the
-  fastest; ``"hadamard"`` halves the escape-entry bound (mu = 1) for powers of two.
+  faster library kind; ``"hadamard"`` halves the escape-entry bound (mu = 1) for powers of
+  two.
 
 Everything runs in float32 or float64 (the dtype of the input); the sign vectors are stored
 as int8 and the twiddles are computed in float64 and rounded once to the input's precision.
