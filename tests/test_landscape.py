@@ -23,6 +23,8 @@ CASES = [
          bulk_ratio=0.5, saddle_point="random"),
     dict(m=7, n=3, escape_rank=1, basis="incoherent", bulk="power_law", gamma=0.0),
     dict(m=2, n=9, escape_rank=2, basis="incoherent", quartic=2.0, saddle_point="random"),
+    dict(m=6, n=5, escape_rank=2, basis="structured", bulk="uniform", quartic=0.4),
+    dict(m=8, n=7, escape_rank=3, basis="structured", bulk="power_law", saddle_point="random"),
 ]
 
 
@@ -172,6 +174,19 @@ def test_bases_are_orthogonal_and_mixing_interpolates():
     assert cohs[0] == pytest.approx(64.0)
     assert cohs[0] > cohs[1] > cohs[2] > 1.0
     assert cohs[3] < 10.0  # Haar: about sqrt(log m log n) * const, far below sqrt(D) = 64
+
+
+def test_structured_basis_is_provably_incoherent():
+    """Every entry of a structured (DCT) escape direction is at most mu_P mu_Q / sqrt(mn)
+    with mu <= sqrt(2), at any shape; a coherent one has an entry 1."""
+    for m, n in [(16, 16), (33, 20), (64, 7), (100, 128)]:
+        L = make_landscape(Config.from_dict(m=m, n=n, basis="structured", escape_rank=2,
+                                            dtype="float64"))
+        for i in range(2):
+            E = np.asarray(L.escape_direction(i))
+            assert np.linalg.norm(E) == pytest.approx(1.0, abs=1e-12)
+            assert np.abs(E).max() <= 2.0 / np.sqrt(m * n) + 1e-12
+        assert coherence(L) <= 2.0 + 1e-9
 
 
 def test_dense_hessian_refuses_large_D():

@@ -115,8 +115,11 @@ def replay_muon(config, seed: int = 0, steps: int | None = None, tol: float = 1e
                          "(none, isotropic or opnorm)")
     m, n = c.m, c.n
     arr = landscape_arrays(c)
-    P = np.eye(m) if arr["P"] is None else arr["P"]
-    Q = np.eye(n) if arr["Q"] is None else arr["Q"]
+    if arr["basis"] is not None:
+        P, Q = arr["basis"].dense()
+    else:
+        P = np.eye(m) if arr["P"] is None else arr["P"]
+        Q = np.eye(n) if arr["Q"] is None else arr["Q"]
     lam = c.bulk_scale * arr["bulk"]
     r = c.escape_rank
     idx = np.arange(r)

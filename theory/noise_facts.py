@@ -33,6 +33,7 @@ import numpy as np
 
 from saddle.config import Config
 from saddle.landscapes.spectral import landscape_arrays
+from saddle.landscapes.structured import apply_np
 from saddle.registry import NOISES
 
 __all__ = [
@@ -80,14 +81,23 @@ def _direction_stats(config, row_var) -> EscapeDirectionStats:
         landscape_seed=config.landscape_seed, noise="none",
     )
     arrs = landscape_arrays(cfg)
-    P, Q = arrs["P"], arrs["Q"]
     l1, linf, rw = [], [], []
     for i in range(r):
-        p, q = P[:, i], Q[:, i]
+        if arrs["basis"] is not None:  # structured: columns without forming P and Q
+            p = apply_np(arrs["basis"].P, _unit(m, i))
+            q = apply_np(arrs["basis"].Q, _unit(n, i))
+        else:
+            p, q = arrs["P"][:, i], arrs["Q"][:, i]
         l1.append(float(np.abs(p).sum() * np.abs(q).sum()))
         linf.append(float(np.abs(p).max() * np.abs(q).max()))
         rw.append(float(np.sum(rows * p * p)))
     return EscapeDirectionStats(tuple(l1), tuple(linf), tuple(rw))
+
+
+def _unit(n: int, i: int) -> np.ndarray:
+    e = np.zeros(n)
+    e[i] = 1.0
+    return e
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from ..config import Config
-from ..landscapes import AbstractLandscape
+from ..landscapes import AbstractLandscape, cast_array
 from ..noise import NoiseModel, noise_model
 from ..numerics import dtype_of
 from .structure import Structure, shared_arrays_key
@@ -67,7 +66,7 @@ def _build_shared_arrays(config: Config) -> dict[str, Any]:
     landscape, noise, _ = config.components()
 
     def cast(arrays):
-        return {k: (None if v is None else jnp.asarray(v, dtype)) for k, v in arrays.items()}
+        return {k: cast_array(v, dtype) for k, v in arrays.items()}
 
     return {"landscape": cast(landscape.shared_arrays(config)),
             "noise": cast(noise.shared_arrays(config))}

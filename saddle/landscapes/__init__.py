@@ -21,6 +21,7 @@ __all__ = [
     "LandscapeSpec",
     "SpectralSaddle",
     "make_landscape",
+    "cast_array",
     "landscape_arrays",
     "bulk_quantiles",
     "marchenko_pastur_quantiles",
@@ -29,6 +30,16 @@ __all__ = [
     "coherence",
 ]
 
+def cast_array(x, dtype):
+    """A shared landscape array in the run's dtype: float arrays are cast; None and
+    structured objects (pytrees of integer index arrays) pass through."""
+    import jax.numpy as jnp
+
+    if x is None or not isinstance(x, np.ndarray):
+        return x
+    return jnp.asarray(x, dtype)
+
+
 def make_landscape(config) -> AbstractLandscape:
     """The landscape a config describes, in the config's dtype."""
     import jax.numpy as jnp
@@ -36,10 +47,7 @@ def make_landscape(config) -> AbstractLandscape:
     dtype = dtype_of(config.dtype)
     spec = LANDSCAPES[config.landscape]
 
-    def cast(x):
-        return None if x is None else jnp.asarray(x, dtype)
-
-    arrays = {k: cast(v) for k, v in spec.shared_arrays(config).items()}
+    arrays = {k: cast_array(v, dtype) for k, v in spec.shared_arrays(config).items()}
     scalars = {k: jnp.asarray(getattr(config, k), dtype) for k in spec.traced}
     return spec.build(dict(spec.static_key(config)), arrays, scalars, config.escape_rank)
 

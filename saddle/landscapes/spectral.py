@@ -28,11 +28,12 @@ from ..reduce import tree_sum
 from ._spec import LandscapeSpec, register
 from .base import AbstractLandscape
 from .spectra import bulk_quantiles, haar_orthogonal, partial_rotation
+from .structured import StructuredBasis, structured_basis
 
 __all__ = ["SpectralSaddle", "SpectralSpec", "landscape_arrays", "BULKS", "BASES"]
 
 BULKS = ("constant", "uniform", "marchenko_pastur", "power_law")
-BASES = ("coherent", "incoherent", "partial")
+BASES = ("coherent", "incoherent", "partial", "structured")
 SADDLE_POINTS = ("zero", "random")
 
 _HI = jax.lax.Precision.HIGHEST
@@ -48,9 +49,12 @@ class SpectralSaddle(AbstractLandscape):
         bulk_scale: scalar lambda multiplying ``bulk``.
         gamma: scalar flatness; the escape eigenvalue is -gamma.
         quartic: scalar kappa of the quartic cap.
-        P, Q: orthogonal bases (m, m) and (n, n), or None for the coherent (identity) basis.
+        P, Q: dense orthogonal bases (m, m) and (n, n), or None.
         w_star: (m, n) saddle point W*.
         escape_rank: r (static).
+        basis: a :class:`~saddle.landscapes.structured.StructuredBasis` (fast transforms)
+            in place of dense P and Q, or None. With neither, the basis is the identity
+            (coherent).
     """
 
     bulk: jax.Array
@@ -61,6 +65,7 @@ class SpectralSaddle(AbstractLandscape):
     Q: jax.Array | None
     w_star: jax.Array
     escape_rank: int = field(metadata=dict(static=True))
+    basis: StructuredBasis | None = None
 
     def __post_init__(self):
         m, n = self.bulk.shape
@@ -80,7 +85,7 @@ class SpectralSaddle(AbstractLandscape):
 
     @property
     def coherent(self) -> bool:
-        return self.P is None
+        return self.P is None and self.basis is None
 
     @property
     def saddle_point(self) -> jax.Array:
@@ -95,12 +100,16 @@ class SpectralSaddle(AbstractLandscape):
     # --- rotations -----------------------------------------------------------------------
     def to_eigenbasis(self, X: jax.Array) -> jax.Array:
         """C = P^T X Q."""
+        if self.basis is not None:
+            return self.basis.to_eigenbasis(X)
         if self.coherent:
             return X
         return jnp.matmul(jnp.matmul(self.P.T, X, precision=_HI), self.Q, precision=_HI)
 
     def from_eigenbasis(self, C: jax.Array) -> jax.Array:
         """X = P C Q^T."""
+        if self.basis is not None:
+            return self.basis.from_eigenbasis(C)
         if self.coherent:
             return C
         return jnp.matmul(jnp.matmul(self.P, C, precision=_HI), self.Q.T, precision=_HI)
@@ -129,6 +138,8 @@ class SpectralSaddle(AbstractLandscape):
     def direction_coordinates(self, X: jax.Array) -> jax.Array:
         """<p_i q_i^T, X> for i < r: the escape coordinates of a displacement X (linear)."""
         r = self.escape_rank
+        if self.basis is not None:
+            return self.basis.direction_coordinates(X, r)
         if self.coherent:
             idx = jnp.arange(r)
             return X[idx, idx]
@@ -137,6 +148,8 @@ class SpectralSaddle(AbstractLandscape):
 
     def escape_direction(self, i: int) -> jax.Array:
         m, n = self.shape
+        if self.basis is not None:
+            return self.basis.escape_direction(i, dtype=self.bulk.dtype)
         if self.coherent:
             return jnp.zeros((m, n), self.bulk.dtype).at[i, i].set(1)
         return jnp.outer(self.P[:, i], self.Q[:, i])
@@ -144,8 +157,10 @@ class SpectralSaddle(AbstractLandscape):
     def escape_projection(self, W: jax.Array) -> jax.Array:
         a = self.escape_coordinates(W)
         r = self.escape_rank
+        idx = jnp.arange(r)
+        if self.basis is not None:
+            return self.basis.from_eigenbasis(jnp.zeros(self.shape, W.dtype).at[idx, idx].set(a))
         if self.coherent:
-            idx = jnp.arange(r)
             return jnp.zeros(self.shape, W.dtype).at[idx, idx].set(a)
         return jnp.matmul(self.P[:, :r] * a, self.Q[:, :r].T, precision=_HI)
 
@@ -165,7 +180,8 @@ class SpectralSaddle(AbstractLandscape):
         if self.coherent:
             H = np.diag(lam)
         else:
-            K = np.kron(np.asarray(self.P, np.float64), np.asarray(self.Q, np.float64))
+            P, Q = self.basis.dense() if self.basis is not None else (self.P, self.Q)
+            K = np.kron(np.asarray(P, np.float64), np.asarray(Q, np.float64))
             H = (K * lam) @ K.T
         if W is not None:
             x = (np.asarray(W, np.float64) - np.asarray(self.w_star, np.float64)).reshape(-1)
@@ -222,6 +238,7 @@ def landscape_arrays(config) -> dict[str, np.ndarray | None]:
     """
     m, n, r = config.m, config.n, config.escape_rank
     seed = config.landscape_seed
+    basis = None
 
     count = m * n - r
     vals = bulk_quantiles(config.bulk, count, config.bulk_ratio, config.bulk_tail)
@@ -236,6 +253,9 @@ def landscape_arrays(config) -> dict[str, np.ndarray | None]:
     elif config.basis == "incoherent":
         P = haar_orthogonal(_rng(seed, _STREAM_P), m)
         Q = haar_orthogonal(_rng(seed, _STREAM_Q), n)
+    elif config.basis == "structured":
+        P = Q = None
+        basis = structured_basis(_rng(seed, _STREAM_P), m, n)
     else:
         P = partial_rotation(_rng(seed, _STREAM_P), m, config.mixing)
         Q = partial_rotation(_rng(seed, _STREAM_Q), n, config.mixing)
@@ -246,7 +266,7 @@ def landscape_arrays(config) -> dict[str, np.ndarray | None]:
         w_star = _rng(seed, _STREAM_WSTAR).standard_normal((m, n)) * (
             config.saddle_point_scale / np.sqrt(n)
         )
-    return dict(bulk=bulk, P=P, Q=Q, w_star=w_star)
+    return dict(bulk=bulk, P=P, Q=Q, w_star=w_star, basis=basis)
 
 
 @register
@@ -262,18 +282,20 @@ class SpectralSpec(LandscapeSpec):
 
     def static_key(self, config) -> tuple:
         # Incoherent and partial bases compile alike: both are dense P and Q.
-        return (("coherent", config.basis == "coherent"),)
+        kind = config.basis if config.basis in ("coherent", "structured") else "dense"
+        return (("basis", kind),)
 
     def shared_arrays(self, config):
         return landscape_arrays(config)
 
     def build(self, static, arrays, s, escape_rank):
-        coherent = static["coherent"]
+        dense = static["basis"] == "dense"
         return SpectralSaddle(
             bulk=arrays["bulk"], bulk_scale=s["bulk_scale"], gamma=s["gamma"],
-            quartic=s["quartic"], P=None if coherent else arrays["P"],
-            Q=None if coherent else arrays["Q"], w_star=arrays["w_star"],
+            quartic=s["quartic"], P=arrays["P"] if dense else None,
+            Q=arrays["Q"] if dense else None, w_star=arrays["w_star"],
             escape_rank=escape_rank,
+            basis=arrays["basis"] if static["basis"] == "structured" else None,
         )
 
     def loss_depth(self, values) -> float:

@@ -212,18 +212,66 @@ def run_sweep(
         if on_progress is not None:
             on_progress(len(rows), dict(counts))
 
-    if executor == "local":
-        for batch in batches:
-            commit(batch, execute_batch([r.config for r in batch], [r.seed for r in batch],
-                                        spec.trace_stride))
-    elif executor == "dask":
-        _run_dask(batches, spec, scheduler, workers, commit)
-    else:
+    if executor not in ("local", "dask"):
         raise ValueError(f"executor: got {executor!r}; allowed: local, dask")
+    try:
+        _run_claimed(store, batches, commit, executor, spec, scheduler, workers, batch_runs)
+    finally:
+        store.release_all()
     return SweepReport(total=len(runs), skipped=skipped, ran=counts["done"],
                        escaped=counts["escaped"], censored=counts["censored"],
                        diverged=counts["diverged"], batches=len(batches),
                        wall_s=time.perf_counter() - t0)
+
+
+def _run_claimed(store: Store, batches, commit, executor, spec, scheduler, workers,
+                 batch_runs) -> None:
+    """Compute the runs of ``batches`` that this process can claim, then wait for those that
+    other sweeps on the same directory hold, taking them over if their claims go stale.
+
+    Claims are per run (batches differ between sweeps started at different times), so two
+    sweeps into one directory never compute the same run; each returns once every run is
+    stored.
+    """
+    others: list[Run] = []  # runs another live sweep is computing
+
+    def claimed(batch: list[Run]) -> list[Run]:
+        """The runs of ``batch`` this process now holds and nobody has stored yet."""
+        mine = [r for r in batch if store.claim(r.run_id)]
+        held = {r.run_id for r in mine}
+        others.extend(r for r in batch if r.run_id not in held)
+        if not mine:
+            return []
+        done = store.finished_ids()  # re-read: another sweep may have stored them meanwhile
+        store.release_many(r.run_id for r in mine if r.run_id in done)
+        return [r for r in mine if r.run_id not in done]
+
+    def commit_and_release(batch, result):
+        try:
+            commit(batch, result)
+        finally:
+            store.release_many(r.run_id for r in batch)
+
+    pending = batches
+    while pending:
+        if executor == "local":
+            for batch in pending:
+                batch = claimed(batch)
+                if batch:
+                    commit_and_release(batch, execute_batch(
+                        [r.config for r in batch], [r.seed for r in batch], spec.trace_stride))
+        else:
+            mine = [b for b in (claimed(b) for b in pending) if b]
+            if mine:
+                _run_dask(mine, spec, scheduler, workers, commit_and_release)
+        if not others:
+            break
+        done = store.finished_ids()
+        waiting = [r for r in others if r.run_id not in done]
+        others.clear()
+        if waiting:
+            time.sleep(0.5)
+        pending = make_batches(waiting, batch_runs or spec.batch_runs)
 
 
 def _run_dask(batches, spec, scheduler, workers, commit) -> None:
