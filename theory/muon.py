@@ -51,8 +51,8 @@ import numpy as np
 import sympy as sp
 
 from ._core import Assumption, Result
+from .alignment import ns_alignment_lower
 from .noise_facts import noise_facts
-from .polar import ns_alignment_lower
 
 __all__ = [
     "Certificate",
