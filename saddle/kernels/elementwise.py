@@ -9,7 +9,8 @@ depends only on its config and seed.
 
 Supported: AdamW, SGD (heavy ball, Nesterov), sign descent, normalized GD (two passes per
 step) and Mano v1/v2 (three passes), with ``none``, ``isotropic``, ``opnorm`` and
-``kronecker`` noise. Anything else runs on the JAX engine.
+``kronecker`` noise (:data:`saddle.config.NUMBA_OPTIMIZERS` and ``NUMBA_NOISES``, which decide
+what comes here). Anything else runs on the JAX engine.
 
 The step semantics match the JAX engine exactly: iteration t checks the criteria on W_t
 (escape only for t >= 1), then takes step t + 1. The random streams differ from JAX's, so
@@ -25,10 +26,9 @@ import numpy as np
 
 from .rng import ZIG_FN, ZIG_KN, ZIG_WN, fill_normal, seed_state
 
-__all__ = ["OPT_CODES", "SCALARS", "run_block", "supported", "compiled"]
+__all__ = ["OPT_CODES", "SCALARS", "run_block", "compiled"]
 
 OPT_CODES = {"adamw": 0, "sgd": 1, "sign_descent": 2, "normalized_gd": 3, "mano": 4}
-NOISES = ("none", "isotropic", "opnorm", "kronecker")
 # Columns of the per-run scalar table.
 SCALARS = (
     "learning_rate",
@@ -49,15 +49,6 @@ SCALARS = (
 )
 RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
 _STREAM_INIT, _STREAM_NOISE = 1, 2
-
-
-def supported(structure) -> bool:
-    """Whether a :class:`saddle.engine.Structure` can run on these kernels."""
-    return (
-        structure.coherent
-        and structure.optimizer in OPT_CODES
-        and structure.noise in NOISES
-    )
 
 
 @nb.njit(cache=True)
