@@ -114,3 +114,10 @@ def test_numba_results_are_bit_identical_across_processes():
     outs |= {p.communicate(timeout=300)[0].strip() for p in procs}
     assert first.returncode == 0 and all(p.returncode == 0 for p in procs)
     assert len(outs) == 1, outs
+
+
+def test_kernels_cover_what_the_config_sends_them():
+    from saddle.config import NUMBA_OPTIMIZERS
+    from saddle.kernels import elementwise as ew
+
+    assert set(ew.OPT_CODES) == set(NUMBA_OPTIMIZERS)

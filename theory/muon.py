@@ -51,8 +51,8 @@ import numpy as np
 import sympy as sp
 
 from ._core import Assumption, Result
+from .alignment import ns_alignment_lower
 from .noise_facts import noise_facts
-from .polar import ns_alignment_lower
 
 __all__ = [
     "Certificate",
@@ -305,43 +305,43 @@ MUON_BALLISTIC = Result(
     summary="each step raises a by >= eta k_s (1 - 2 rho_bar^2)",
 )
 
-MUON_TOTAL = Result(
-    name="muon_total_escape",
-    title="Exact-polar Muon: gap-building phase plus ballistic phase",
-    quantity="escape_time",
-    kind="upper",
-    optimizer="muon",
-    lhs=tau,
-    expr=t0 + _ceil((R_ - a_g) / (eta_ * ks_ * (1 - 2 * rb**2))),
-    assumptions=_COMMON + (
-        Assumption("polar", "orthogonalizer = polar", lambda c: c.orthogonalizer == "polar"),
-        Assumption("certified", "the certified lower trajectory reaches R within max_steps",
-                   _certified(False)),
-    ),
-    params=lambda c: {k: v for k, v in _cert_params(c, False).items() if k != "p"},
-    page="muon_escape",
+def _two_phase(ns: bool, name: str, title: str, progress, unused: str, d_dependence: str,
+               summary: str) -> Result:
+    """The gap-building plus ballistic-phase bound for one orthogonalizer (Newton-Schulz when
+    ``ns``, else exact polar): ``progress`` is the ballistic phase's per-step alignment,
+    ``unused`` the certificate parameter that its expression leaves out."""
+    orth = "newton_schulz" if ns else "polar"
+    return Result(
+        name=name,
+        title=title,
+        quantity="escape_time",
+        kind="upper",
+        optimizer="muon",
+        lhs=tau,
+        expr=t0 + _ceil((R_ - a_g) / (eta_ * ks_ * progress)),
+        assumptions=_COMMON + (
+            Assumption(orth, f"orthogonalizer = {orth}", lambda c: c.orthogonalizer == orth),
+            Assumption("certified", "the certified lower trajectory reaches R within max_steps",
+                       _certified(ns)),
+        ),
+        params=lambda c: {k: v for k, v in _cert_params(c, ns).items() if k != unused},
+        page="muon_escape",
+        d_dependence=d_dependence,
+        summary=summary,
+    )
+
+
+MUON_TOTAL = _two_phase(
+    False, "muon_total_escape", "Exact-polar Muon: gap-building phase plus ballistic phase",
+    progress=1 - 2 * rb**2, unused="p",
     d_dependence="through nu_t only: isotropic noise sigma (sqrt m + sqrt n) lengthens t_gap "
     "and raises rho_bar; opnorm/lowrank noise leave both D-free",
     summary="holds with probability >= 1 - 1e-3 per run",
 )
 
-MUON_NS_TOTAL = Result(
-    name="muon_ns_total_escape",
-    title="Newton-Schulz Muon: gap-building phase plus ballistic phase",
-    quantity="escape_time",
-    kind="upper",
-    optimizer="muon",
-    lhs=tau,
-    expr=t0 + _ceil((R_ - a_g) / (eta_ * ks_ * p_)),
-    definitions=(),
-    assumptions=_COMMON + (
-        Assumption("newton_schulz", "orthogonalizer = newton_schulz",
-                   lambda c: c.orthogonalizer == "newton_schulz"),
-        Assumption("certified", "the certified lower trajectory reaches R within max_steps",
-                   _certified(True)),
-    ),
-    params=lambda c: {k: v for k, v in _cert_params(c, True).items() if k != "rhobar"},
-    page="muon_escape",
+MUON_NS_TOTAL = _two_phase(
+    True, "muon_ns_total_escape", "Newton-Schulz Muon: gap-building phase plus ballistic phase",
+    progress=p_, unused="rhobar",
     d_dependence="nu_t as for polar, plus ||N||_F in x = s/||U||_F: under isotropic noise "
     "x ~ s/(sigma sqrt(mn)), a D^{1/2} penalty on the signal needed",
     summary="p = min over the ballistic phase of ell(x_t)(1 - rho_t^2) - h rho_t^2",
