@@ -75,9 +75,9 @@ def _errorbars(ax, x, med, lo, hi, **kw):
 
 
 def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list]:
-    """Escape-time bounds from theory/ along a dimension series (empty if none apply)."""
+    """Escape-time bounds from .saddle/theory/ along a dimension series (empty if none apply)."""
     try:
-        import theory
+        from . import theory
     except ImportError:
         return {}
     results = getattr(theory, "RESULTS", None)
@@ -166,9 +166,9 @@ def gap_field(df: pd.DataFrame, requested: str | None = None) -> str:
 
 
 def _threshold(df: pd.DataFrame, x: str) -> float | None:
-    """The spiked-matrix threshold on the x axis, from theory/, when it applies."""
+    """The spiked-matrix threshold on the x axis, from .saddle/theory/, when it applies."""
     try:
-        import theory
+        from . import theory
     except ImportError:
         return None
     results = getattr(theory, "RESULTS", None) or {}

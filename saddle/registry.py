@@ -34,6 +34,8 @@ class Component:
     static: ClassVar[tuple[str, ...]] = ()
     traced: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
+    # The family's default choice (one component per family sets it).
+    is_default: ClassVar[bool] = False
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -61,9 +63,8 @@ class Component:
 class Registry:
     """The registered components of one family, by name, in registration order."""
 
-    def __init__(self, family: str, default: str, help: str):
+    def __init__(self, family: str, help: str):
         self.family = family  # also the config field that chooses the component
-        self.default = default
         self.help = help
         self._specs: dict[str, Component] = {}
         self.version = 0  # bumped on every change, so derived tables can be cached
@@ -96,6 +97,11 @@ class Registry:
     def __iter__(self) -> Iterator[Component]:
         return iter(self._specs.values())
 
+    @property
+    def default(self) -> str | None:
+        """The name of the component that declares itself the family's default."""
+        return next((s.name for s in self._specs.values() if s.is_default), None)
+
     def names(self) -> tuple[str, ...]:
         return tuple(self._specs)
 
@@ -108,7 +114,7 @@ class Registry:
         return out
 
 
-LANDSCAPES = Registry("landscape", "spectral", "landscape family")
-NOISES = Registry("noise", "isotropic", "gradient noise model")
-OPTIMIZERS = Registry("optimizer", "muon", "optimizer")
+LANDSCAPES = Registry("landscape", "landscape family")
+NOISES = Registry("noise", "gradient noise model")
+OPTIMIZERS = Registry("optimizer", "optimizer")
 FAMILIES = (LANDSCAPES, NOISES, OPTIMIZERS)

@@ -8,9 +8,10 @@ noise from its own xoshiro256** stream (:mod:`saddle.kernels.rng`), so a run's r
 depends only on its config and seed.
 
 Supported: AdamW, SGD (heavy ball, Nesterov), sign descent, normalized GD (two passes per
-step) and Mano v1/v2 (three passes), with ``none``, ``isotropic``, ``opnorm`` and
-``kronecker`` noise (:data:`saddle.config.NUMBA_OPTIMIZERS` and ``NUMBA_NOISES``, which decide
-what comes here). Anything else runs on the JAX engine.
+step) and Mano v1/v2 (three passes), with Gaussian noise scaled per row (``none``,
+``isotropic``, ``opnorm``, ``kronecker``). The component specs decide what comes here: an
+optimizer spec's ``numba_code`` is one of the codes below, a noise spec sets ``numba``.
+Anything else runs on the JAX engine.
 
 The step semantics match the JAX engine exactly: iteration t checks the criteria on W_t
 (escape only for t >= 1), then takes step t + 1. The random streams differ from JAX's, so
@@ -24,11 +25,14 @@ import math
 import numba as nb
 import numpy as np
 
+from ..engine.output import CENSORED, DIVERGED, ESCAPED, RUNNING
 from .rng import ZIG_FN, ZIG_KN, ZIG_WN, fill_normal, seed_state
 
-__all__ = ["OPT_CODES", "SCALARS", "run_block", "compiled"]
+__all__ = ["ADAMW", "SGD", "SIGN_DESCENT", "NORMALIZED_GD", "MANO", "SCALARS", "run_block",
+           "compiled"]
 
-OPT_CODES = {"adamw": 0, "sgd": 1, "sign_descent": 2, "normalized_gd": 3, "mano": 4}
+# The optimizer codes run_block takes (an optimizer spec's numba_code).
+ADAMW, SGD, SIGN_DESCENT, NORMALIZED_GD, MANO = 0, 1, 2, 3, 4
 # Columns of the per-run scalar table.
 SCALARS = (
     "learning_rate",
@@ -47,7 +51,6 @@ SCALARS = (
     "loss_drop",
     "max_loss",
 )
-RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
 _STREAM_INIT, _STREAM_NOISE = 1, 2
 
 
@@ -449,12 +452,12 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             buf[:] = 0
         qsq = dt(quartic * sq)
         w00 = W[0, 0]
-        if opt == 0:
+        if opt == ADAMW:
             u00, half, nsq = _adamw_step(W, w_star, lam, m1, m2, buf, row_mult, qsq, sc, t + 1)
-        elif opt == 1 or opt == 2:
+        elif opt == SGD or opt == SIGN_DESCENT:
             u00, half, nsq = _momentum_step(W, w_star, lam, m1, buf, row_mult, qsq, sc,
-                                            nesterov, opt == 2)
-        elif opt == 3:
+                                            nesterov, opt == SIGN_DESCENT)
+        elif opt == NORMALIZED_GD:
             u00, half, nsq = _normalized_step(W, w_star, lam, m1, buf, row_mult, qsq, sc)
         else:
             u00, half, nsq = _mano_step(W, w_star, lam, m1, v, buf, row_mult, qsq, sc,

@@ -12,10 +12,10 @@ build it from a config) in :data:`saddle.registry.OPTIMIZERS`.
 # Registration order is the order the optimizers are listed in.
 from . import _adamw, _muon, _mano, _baselines  # noqa: F401, I001
 from ..registry import OPTIMIZERS
-from ._adamw import AdamWState, adamw
-from ._baselines import MomentumState, normalized_gd, sgd, sign_descent
-from ._mano import ManoState, mano, mano_direction
-from ._muon import MuonState, muon, muon_scale
+from ._adamw import AdamWSpec, AdamWState, adamw
+from ._baselines import MomentumState, SGDSpec, normalized_gd, sgd, sign_descent
+from ._mano import ManoSpec, ManoState, mano, mano_direction
+from ._muon import MuonSpec, MuonState, muon, muon_scale
 from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec
 from ._orthogonalize import (
     NS_COEFFS,
@@ -45,6 +45,10 @@ __all__ = [
     "ManoState",
     "MomentumState",
     "OptimizerSpec",
+    "AdamWSpec",
+    "MuonSpec",
+    "ManoSpec",
+    "SGDSpec",
     "LEARNING_RATE",
     "EPS",
     "WEIGHT_DECAY",

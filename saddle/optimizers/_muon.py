@@ -143,6 +143,7 @@ SCALING = choice_field("scaling", None, SCALINGS, "muon: update scaling conventi
 @register
 class MuonSpec(OptimizerSpec):
     name = "muon"
+    is_default = True
     summary = "Muon: orthogonalized momentum (Newton-Schulz or exact polar)"
     fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, NS_STEPS, ORTHOGONALIZER,
               SCALING)

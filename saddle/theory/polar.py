@@ -33,9 +33,12 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from ..optimizers import MuonSpec
 from ._core import Assumption, Result
 from .alignment import alignment_lower, ns_alignment_lower, polar_np, rho_of
 from .muon import certify
+
+MUON = MuonSpec.name
 
 __all__ = [
     "rho_of",
@@ -63,7 +66,7 @@ def _has_cert(c) -> bool:
 
 
 def _is_muon(c) -> bool:
-    return c.optimizer == "muon"
+    return c.optimizer == MUON
 
 
 POLAR_ALIGNMENT = Result(
@@ -71,12 +74,12 @@ POLAR_ALIGNMENT = Result(
     title="Polar alignment under a spectral gap (Wedin + Cauchy-Schwarz)",
     quantity="alignment",
     kind="lower",
-    optimizer="muon",
+    optimizer=MUON,
     lhs=r"\langle \operatorname{polar}(M), u v^\top \rangle",
     expr=1 - 2 * rho**2,
     definitions=((rho, nu / (s - nu)),),
     assumptions=(
-        Assumption("muon", "the optimizer is Muon (the bound is about its update)", _is_muon),
+        Assumption(MUON, "the optimizer is Muon (the bound is about its update)", _is_muon),
         Assumption(
             "certified_gap",
             "the config's exact-polar Muon run has a certified gap (see muon_total_escape); "
@@ -104,12 +107,12 @@ POLAR_ALIGNMENT_RANK_R = Result(
     title="Rank-r polar alignment (checked conjecture)",
     quantity="alignment",
     kind="lower",
-    optimizer="muon",
+    optimizer=MUON,
     lhs=r"\langle \operatorname{polar}(M), U V^\top \rangle",
     expr=r_ * (1 - 2 * rho**2),
     definitions=((rho, nu / (sp.Symbol("s_min", positive=True) - nu)),),
     assumptions=(
-        Assumption("muon", "the optimizer is Muon", _is_muon),
+        Assumption(MUON, "the optimizer is Muon", _is_muon),
         Assumption(
             "gap",
             "M = U diag(s_i) V^T + N, ||N||_2 <= nu, rho = nu/(s_min - nu) < 1",
