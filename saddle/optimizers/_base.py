@@ -32,14 +32,6 @@ def learning_rate_at(learning_rate, count):
     return learning_rate(count) if callable(learning_rate) else learning_rate
 
 
-def require_matrices(tree, name: str) -> None:
-    for leaf in jax.tree.leaves(tree):
-        if leaf.ndim != 2:
-            raise ValueError(
-                f"{name}: got a parameter of shape {leaf.shape}; allowed: 2-D matrices only"
-            )
-
-
 def zeros_like_tree(tree):
     return jax.tree.map(jnp.zeros_like, tree)
 
@@ -60,7 +52,7 @@ def map_leaves(fn, tree, *rest):
 
 def is_matrix(leaf) -> bool:
     """Whether a leaf gets a matrix method's update: exactly the 2-D leaves."""
-    return leaf.ndim == 2
+    return jnp.ndim(leaf) == 2
 
 
 def _is_masked(x) -> bool:
