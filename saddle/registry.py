@@ -17,12 +17,15 @@ specs and the documentation table follow a new component without further edits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .fields import FieldSpec
 
-__all__ = ["Component", "Registry", "LANDSCAPES", "NOISES", "OPTIMIZERS", "FAMILIES"]
+__all__ = ["Component", "Registry", "LANDSCAPES", "NOISES", "OPTIMIZERS", "FAMILIES",
+           "import_submodules"]
 
 
 class Component:
@@ -118,3 +121,11 @@ LANDSCAPES = Registry("landscape", "landscape family")
 NOISES = Registry("noise", "gradient noise model")
 OPTIMIZERS = Registry("optimizer", "optimizer")
 FAMILIES = (LANDSCAPES, NOISES, OPTIMIZERS)
+
+
+def import_submodules(package: str, path: Iterable[str]) -> None:
+    """Import every module of a component package, in name order, so that a component is
+    registered by adding its file alone. (Modules that define no component, such as shared
+    helpers, are imported too; that is harmless.)"""
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        importlib.import_module(f"{package}.{info.name}")
