@@ -6,9 +6,12 @@ import argparse
 import sys
 
 from ._common import (
+    PlainProgress,
     add_config_arguments,
     config_from_args,
+    positive_int,
     print_json,
+    progress_bar,
     start_numerics,
     want_progress,
 )
@@ -24,38 +27,43 @@ def register(sub) -> None:
     add_config_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--batch-size", type=int, default=None, help="seeds per compiled batch")
+    p.add_argument("--batch-size", default=None, metavar="N",
+                   help=f"seeds per compiled batch (default: up to {RUN_BATCH}, fewer if "
+                   "memory is short; results do not depend on it)")
     p.set_defaults(func=cmd_run)
 
 
+# Seeds per engine call by default: bounds the host-side tables of a call, so that a run of
+# a million seeds streams in batches and reports progress instead of planning for minutes.
+RUN_BATCH = 4096
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..errors import SaddleInputError
+    from ..config import check_memory, runs_that_fit
 
     # Validate everything before importing the numerical stack: bad input fails fast.
     config = config_from_args(args)
-    if args.batch_size is not None and args.batch_size < 1:
-        raise SaddleInputError(f"--batch-size: got {args.batch_size}; allowed: an integer >= 1")
+    batch_size = positive_int("--batch-size", args.batch_size)
+    check_memory(config)  # one run must fit in memory; refused in one line otherwise
+    if batch_size is None:
+        batch_size = max(1, min(config.seeds, RUN_BATCH, runs_that_fit(config)))
     start_numerics()
     from ..simulate import simulate
 
-    if want_progress(args):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
+    mode = want_progress(args)
+    if mode == "bar":
+        with progress_bar() as bar:
             task = bar.add_task("runs", total=config.seeds)
-            result = simulate(
-                config,
-                batch_size=args.batch_size,
-                progress=lambda done, total: bar.update(task, completed=done),
-            )
+            result = simulate(config, batch_size=batch_size,
+                              progress=lambda done, total: bar.update(task, completed=done))
+    elif mode == "lines":
+        lines = PlainProgress("run")
+        lines.start(config.seeds)
+        result = simulate(config, batch_size=batch_size,
+                          progress=lambda done, total: lines.update(done))
+        lines.finish()
     else:
-        result = simulate(config, batch_size=args.batch_size)
+        result = simulate(config, batch_size=batch_size)
     if args.json:
         print_json(result.to_json_dict())
         _warn_signal_lost(result)
