@@ -10,6 +10,7 @@ import logging
 import math
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,16 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         g = groups.get(spec.group)
         if g is None:
             g = groups[spec.group] = parser.add_argument_group(f"{spec.group} fields")
-        default = "optimizer's default" if spec.default is None else spec.default
-        help_text = f"{spec.help} (default: {default})"
+        text = spec.help
         if spec.choices:
-            help_text = f"{spec.help}: {{{', '.join(spec.choices)}}} (default: {default})"
+            text = f"{text}: {{{', '.join(spec.choices)}}}"
+        if "(default" in spec.help:
+            help_text = text  # the field's help states its default itself
+        elif spec.default is None:
+            help_text = f"{text} (default: {_component_default(name)})"
+        else:
+            help_text = f"{text} (default: {spec.default})"
+        help_text = help_text.replace("%", "%%")  # argparse %-formats help strings
         if spec.kind == "bool":
             g.add_argument(
                 flag_name(name),
@@ -65,6 +72,29 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 default=None,
                 help=help_text,
             )
+
+
+def _component_default(name: str) -> str:
+    """Where a field without a global default gets its value: the component's default."""
+    from ..registry import FAMILIES
+
+    for reg in FAMILIES:
+        if name in reg.fields():
+            return f"the {reg.family}'s; see below" if reg.family == "optimizer" else \
+                f"the {reg.family}'s"
+    return "none"
+
+
+def optimizer_defaults_epilog() -> str:
+    """One line per optimizer with its default hyperparameters (its spec's ``defaults``)."""
+    from ..registry import OPTIMIZERS
+
+    lines = ["optimizer defaults (a flag not given takes its optimizer's value):"]
+    for spec in OPTIMIZERS:
+        vals = ", ".join(f"{k}={v}" for k, v in spec.defaults.items() if v is not None)
+        lines.append(textwrap.fill(f"{spec.name}: {vals or '-'}", width=78,
+                                   initial_indent="  ", subsequent_indent="      "))
+    return "\n".join(lines)
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:

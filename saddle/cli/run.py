@@ -9,6 +9,7 @@ from ._common import (
     PlainProgress,
     add_config_arguments,
     config_from_args,
+    optimizer_defaults_epilog,
     positive_int,
     print_json,
     progress_bar,
@@ -22,7 +23,12 @@ def register(sub) -> None:
         "run",
         help="run one configuration for one or many seeds",
         description="Run one configuration for its seeds and report escape times. Every "
-        "config field has a flag; --config FILE.toml supplies defaults for them.",
+        "config field has a flag; --config FILE.toml supplies defaults for them. A run that "
+        "cannot fit in this machine's memory is refused before anything is allocated; many "
+        "seeds run in batches of at most 4096, with progress on stderr (a bar on a terminal, "
+        "a line every few seconds otherwise; --quiet for none).",
+        epilog=optimizer_defaults_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
