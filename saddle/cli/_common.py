@@ -212,9 +212,9 @@ class PlainProgress:
             self.line()
 
 
-def progress_bar(columns: str = "runs"):
-    """A rich progress bar that fits 80 columns: name, bar, done/total, the run counts
-    (``columns="counts"``), elapsed and ETA."""
+def progress_bar(columns: str = "runs", console=None):
+    """A rich progress bar that fits 80 columns: name, bar, done/total, then the escaped
+    and diverged counts (``columns="counts"``) or the elapsed time, and the ETA."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -224,13 +224,18 @@ def progress_bar(columns: str = "runs"):
         TimeRemainingColumn,
     )
 
-    cols = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=16),
+    # Widths at the worst: label 14 (+ " (+N)" stored), bar 12, done/total 13, counts 16,
+    # elapsed or ETA 11: within 80 columns with rich's one-space separators.
+    cols = [TextColumn("[bold]{task.description}"), BarColumn(bar_width=12),
             MofNCompleteColumn()]
     if columns == "counts":
-        cols.append(TextColumn("[green]{task.fields[escaped]}✓[/] {task.fields[censored]}… "
-                               "[red]{task.fields[diverged]}✗[/]"))
-    cols += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    return Progress(*cols, transient=columns != "counts")
+        # escaped (green) and diverged (red); the rest of the done runs are censored
+        cols.append(TextColumn("[green]✓{task.fields[escaped]}[/] "
+                               "[red]✗{task.fields[diverged]}[/]"))
+    else:
+        cols.append(TimeElapsedColumn())
+    cols += [TextColumn("ETA"), TimeRemainingColumn()]
+    return Progress(*cols, transient=columns != "counts", console=console)
 
 
 def short_name(name: str, width: int = 14) -> str:
