@@ -63,10 +63,33 @@ def plain_formula(result) -> str:
     import sympy as sp
 
     rel = {"upper": "<=", "lower": ">=", "estimate": "~"}[result.kind]
-    lhs = result.lhs if isinstance(result.lhs, str) else sp.sstr(result.lhs)
+    lhs = plain_latex(result.lhs) if isinstance(result.lhs, str) else sp.sstr(result.lhs)
     text = f"{lhs} {rel} {sp.sstr(result.expr)}"
     defs = [f"{sp.sstr(a)} = {sp.sstr(b)}" for a, b in result.definitions]
     return text + (f", where {'; '.join(defs)}" if defs else "")
+
+
+# The LaTeX of the results' left-hand sides, as plain text (the right-hand sides are sympy
+# expressions and print through sstr).
+_LATEX_WORDS = [
+    (r"\langle", "<"), (r"\rangle", ">"), (r"\top", "T"), (r"\circ", "o"),
+    (r"\mathbb{E}", "E"), (r"\max", "max"), (r"\ln", "ln"), (r"\,", " "),
+    (r"\hat ", "hat_"),
+]
+
+
+def plain_latex(text: str) -> str:
+    """A LaTeX snippet of a result's left-hand side in plain text (``\\frac{a}{b}`` becomes
+    ``(a)/(b)``, ``\\operatorname{sd}`` becomes ``sd``, Greek letters lose their backslash)."""
+    import re
+
+    for old, new in _LATEX_WORDS:
+        text = text.replace(old, new)
+    text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", text)
+    text = re.sub(r"\\operatorname\{([^{}]*)\}", r"\1", text)
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)  # \theta -> theta
+    text = re.sub(r"\^\{([^{}]*)\}", r"^\1", text).replace("{", "").replace("}", "")
+    return " ".join(text.split())
 
 
 def bounds_for(config, include_all: bool = False) -> list[dict]:
