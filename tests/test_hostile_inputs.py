@@ -483,9 +483,24 @@ values = st.one_of(
 FUZZ = collections.Counter()
 
 
+plausible = st.sampled_from(["0", "0.01", "0.1", "0.5", "0.9", "1", "2", "3", "1e-3"])
+
+
+@st.composite
+def flag_values(draw):
+    """A field and a value for it: one of its choices, a plausible number or a hostile
+    string, in about equal parts."""
+    name = draw(st.sampled_from(_FUZZ_FIELDS))
+    spec = FIELDS[name]
+    options = [values, plausible]
+    if spec.choices:
+        options.append(st.sampled_from(spec.choices))
+    return name, draw(st.one_of(*options))
+
+
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(_FUZZ_FIELDS), values), min_size=1, max_size=4))
+@given(st.lists(flag_values(), min_size=1, max_size=4))
 def test_fuzz_run_flags(capsys, flags):
     argv = ["run", "--quiet", "--json", "--m", "3", "--n", "3", "--max-steps", "2"]
     for name, v in flags:
