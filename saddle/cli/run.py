@@ -120,7 +120,7 @@ def _warn_signal_lost(result) -> None:
     """One stderr line when float32 rounding swallowed the escape signal in some runs."""
     lost = sum(r.signal_lost for r in result.runs)
     if lost:
-        print(f"warning: {lost} of {len(result.runs)} runs lost the escape signal to "
+        print(f"saddle: warning: {lost} of {len(result.runs)} runs lost the escape signal to "
               f"{result.config.dtype} rounding (the update's escape component did not survive "
               "W + U in most steps); their escape times are not the dynamics' - rerun with "
               "--dtype float64", file=sys.stderr)
