@@ -275,6 +275,22 @@ def test_memory_estimate_and_batch_cap():
     assert traced > per_run
 
 
+def test_batches_are_capped_by_memory(monkeypatch):
+    """make_batches sizes batches so that the shared arrays and the batch's runs fit."""
+    from saddle import Config, config
+    from saddle.sweep import parse_spec
+    from saddle.sweep.runner import make_batches, plan_runs
+
+    spec = parse_spec(dict(seeds=64, m=32, n=32, basis="coherent", max_steps=2))
+    runs = plan_runs(spec)
+    assert [len(b) for b in make_batches(runs, 64)] == [64]
+    shared, per_run = config.memory_estimate(Config.from_dict(m=32, n=32, basis="coherent"))
+    # room for the shared arrays and 10 runs in half the memory
+    monkeypatch.setattr(config, "available_memory", lambda: 2 * (shared + 10 * per_run))
+    assert max(len(b) for b in make_batches(runs, 64)) == 10
+    assert sum(len(b) for b in make_batches(runs, 64)) == 64
+
+
 # --- saddle sweep -------------------------------------------------------------------------
 
 SWEEP = [
@@ -295,6 +311,7 @@ SWEEP = [
     (["ok.toml", "--out", "{out}", "--workers", "0"], "--workers"),
     (["ok.toml", "--out", "{out}", "--workers", "２"], "--workers"),
     (["ok.toml", "--out", "{out}", "--workers", "1.5"], "--workers"),
+    (["ok.toml", "--out", "{out}", "--workers", "1000000"], "--workers"),
     (["ok.toml", "--out", "{out}", "--batch-runs", "abc"], "--batch-runs"),
     (["ok.toml", "--out", "{out}", "--batch-runs", "-3"], "--batch-runs"),
     (["ok.toml", "--out", "{out}", "--executor", "ray"], "--executor"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def register(sub) -> None:
                    help="Dask scheduler address, tcp://HOST:PORT (default: a LocalCluster on "
                    "this machine); it must answer within a few seconds")
     p.add_argument("--workers", default="2", metavar="N",
-                   help="LocalCluster worker processes for --executor dask (default 2)")
+                   help="LocalCluster worker processes for --executor dask (default 2; at "
+                   "most 4 per CPU core)")
     p.add_argument("--batch-runs", default=None, metavar="N",
                    help="most runs per batch and per results file (default: by memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,6 +66,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         check_scheduler(args.scheduler)  # the address's form, then a short connection try
     workers = positive_int("--workers", args.workers)
+    most = 4 * (os.cpu_count() or 1)
+    if workers > most:  # each is a process with its own JAX: a million would end the machine
+        raise SaddleInputError(f"--workers: got {workers}; allowed: an integer in [1, {most}] "
+                               "(4 per CPU core)")
     batch_runs = positive_int("--batch-runs", args.batch_runs)
     spec = load_spec(args.spec)  # validates every point before anything runs
     out = ensure_out_dir(args.out)
