@@ -61,10 +61,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except ImportError:
             raise SaddleInputError("--executor: dask needs Dask distributed; allowed: local, or "
                                    "install it with pip install -e '.[dask]'") from None
-    if args.scheduler is not None:
-        from ..sweep.runner import check_scheduler
-
-        check_scheduler(args.scheduler)  # the address's form, then a short connection try
     workers = positive_int("--workers", args.workers)
     most = 4 * (os.cpu_count() or 1)
     if workers > most:  # each is a process with its own JAX: a million would end the machine
@@ -72,6 +68,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                "(4 per CPU core)")
     batch_runs = positive_int("--batch-runs", args.batch_runs)
     spec = load_spec(args.spec)  # validates every point before anything runs
+    if args.scheduler is not None:
+        from ..sweep.runner import check_scheduler
+
+        # The address's form, then a connection try of a few seconds, before DIR is made.
+        check_scheduler(args.scheduler)
     out = ensure_out_dir(args.out)
     show_store_warnings()
 
