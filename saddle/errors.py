@@ -29,10 +29,19 @@ class ConfigError(SaddleInputError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        msg = f"{field}: got {value!r}; allowed: {allowed}"
+        msg = f"{field}: got {_short(value)}; allowed: {allowed}"
         if hint:
             msg += f" ({hint})"
         super().__init__(msg)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a pasted file must not flood the line)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def suggest(name: str, candidates) -> str | None:

@@ -8,6 +8,7 @@ constructors here, so validation and error texts are the same everywhere: a bad 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,15 +26,36 @@ def _is_bool(v):
     return isinstance(v, bool)
 
 
+# Numbers as text: ASCII digits only. Python's int() and float() also accept other scripts'
+# digits ('１２', '١٢') and underscores ('1_0'); a config value is written in ASCII.
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT_TEXT = re.compile(
+    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def _parse_number(text: str) -> int | float:
+    """An int or float from ASCII text, or ValueError."""
+    s = text.strip()
+    if _INT_TEXT.fullmatch(s) and len(s) <= 400:  # int() of longer text is slow or refused
+        return int(s)
+    if _FLOAT_TEXT.fullmatch(s):
+        return float(s)
+    raise ValueError(text)
+
+
 def _to_int(name: str, v: Any, lo: int | None = None, hi: int | None = None) -> int:
     allowed = "an integer" + _range_text(lo, hi)
     if _is_bool(v):
         raise ConfigError(name, v, allowed)
     if isinstance(v, str):
         try:
-            v = float(v.strip()) if any(c in v for c in ".eE") else int(v.strip())
+            v = _parse_number(raw := v)
         except ValueError:
             raise ConfigError(name, v, allowed) from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(name, raw, allowed)  # the text as given, not 'inf'
     if isinstance(v, float):
         if not math.isfinite(v) or v != int(v):
             raise ConfigError(name, v, allowed)
@@ -68,12 +90,17 @@ def _to_float(
         raise ConfigError(name, v, allowed)
     if isinstance(v, str):
         try:
-            v = float(v.strip())
-        except ValueError:
+            v = float(_parse_number(raw := v))
+        except (ValueError, OverflowError):
             raise ConfigError(name, v, allowed) from None
+        if not math.isfinite(v):
+            raise ConfigError(name, raw, allowed)  # the text as given, not 'inf'
     if not isinstance(v, int | float):
         raise ConfigError(name, v, allowed)
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an int beyond float's range
+        raise ConfigError(name, v, allowed) from None
     if not math.isfinite(v):
         raise ConfigError(name, v, allowed)
     if lo is not None and (v < lo or (lo_open and v == lo)):

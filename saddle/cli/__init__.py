@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from ..errors import SaddleInputError
@@ -25,6 +26,14 @@ class UsageError(SaddleInputError):
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) raised as exceptions."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A negative number is a value, not a flag, in every form a field accepts: argparse
+        # knows -3 and -.5 but took --sigma -1e-3 for a missing value.
+        self._negative_number_matcher = re.compile(
+            r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^-(?:inf|infinity|nan)$",
+            re.IGNORECASE)
 
     def error(self, message: str):  # noqa: D401 - argparse's signature
         if message.startswith("unrecognized arguments:"):

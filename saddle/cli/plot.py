@@ -1,11 +1,18 @@
-"""``saddle plot DIR --kind dimension|gap|phase|trajectory``: figures from stored runs."""
+"""``saddle plot DIR [--kind dimension|gap|phase|trajectory]``: figures from stored runs.
+
+Without ``--kind``, every figure the directory supports is drawn: dimension when runs exist
+at two or more D, gap and phase when a signal/noise field varies (or ``--x`` names one),
+trajectory when traces are stored.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
 
-from ._common import os_errors_in_one_line
+from ._common import os_errors_in_one_line, positive_int
 
 
 def register(sub) -> None:
@@ -18,7 +25,9 @@ def register(sub) -> None:
         "and orthogonal drift against t (needs trace_stride in the spec).",
     )
     p.add_argument("out", metavar="DIR", help="a sweep directory")
-    p.add_argument("--kind", required=True, help="dimension, gap, phase or trajectory")
+    p.add_argument("--kind", default=None,
+                   help="dimension, gap, phase or trajectory (default: every kind the "
+                   "directory supports)")
     p.add_argument("--x", default=None, metavar="FIELD",
                    help="the swept field for gap/phase (default: the first of sigma, gamma, "
                    "noise_rank, init_escape that varies)")
@@ -27,7 +36,8 @@ def register(sub) -> None:
                    help="gap: mark this x value as the threshold (default: from saddle/theory/)")
     p.add_argument("--runs", default="3", metavar="K", help="trajectory: runs per group")
     p.add_argument("--output", default=None, metavar="FILE.png",
-                   help="where to write (default: DIR/plots/<kind>.png, plus .svg)")
+                   help="where to write, with --kind (default: DIR/plots/<kind>.png, plus "
+                   ".svg)")
     p.add_argument("--title", default=None, help="figure title")
     p.set_defaults(func=cmd_plot)
 
@@ -37,8 +47,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ..errors import SaddleInputError
     from .results import _load
 
-    if args.kind not in plots.KINDS:
+    if args.kind is not None and args.kind not in plots.KINDS:
         raise SaddleInputError(f"--kind: got {args.kind!r}; allowed: {', '.join(plots.KINDS)}")
+    if args.kind is None and args.output is not None:
+        raise SaddleInputError(f"--output: names one figure; allowed: with --kind "
+                               f"({', '.join(plots.KINDS)})")
     threshold = None
     if args.threshold is not None:
         try:
@@ -46,21 +59,69 @@ def cmd_plot(args: argparse.Namespace) -> int:
         except ValueError:
             raise SaddleInputError(
                 f"--threshold: got {args.threshold!r}; allowed: a number") from None
-    try:
-        per_group = int(args.runs)
-        assert per_group >= 1
-    except (ValueError, AssertionError):
-        raise SaddleInputError(f"--runs: got {args.runs!r}; allowed: an integer >= 1") from None
-    target = _target(args)
+        if not math.isfinite(threshold):
+            raise SaddleInputError(
+                f"--threshold: got {args.threshold!r}; allowed: a finite number")
+    per_group = positive_int("--runs", args.runs)
+    if args.kind is not None:
+        target = _target(args, args.kind)
+        df = _load(args.out)
+        for p in _draw(args, args.kind, df, threshold, per_group, target):
+            print(p)
+        return 0
     df = _load(args.out)
-    if args.kind == "dimension":
+    kinds = _supported(args, df)
+    if not kinds:
+        raise SaddleInputError(
+            f"--kind: {args.out!r} supports no figure by default (one D, no varying "
+            f"{', '.join(plots.GAP_FIELDS)}, no traces); allowed: --kind "
+            f"{'|'.join(plots.KINDS)} with --x FIELD for gap and phase")
+    drawn = 0
+    for kind in kinds:
+        try:
+            written = _draw(args, kind, df, threshold, per_group, _target(args, kind))
+        except SaddleInputError as e:  # this kind cannot be drawn here; the others can
+            print(f"saddle: warning: --kind {kind} skipped: {' '.join(str(e).split())}",
+                  file=sys.stderr)
+            continue
+        drawn += 1
+        for p in written:
+            print(p)
+    if not drawn:
+        raise SaddleInputError(f"--kind: none of {', '.join(kinds)} could be drawn from "
+                               f"{args.out!r} (see the warnings above)")
+    return 0
+
+
+def _supported(args: argparse.Namespace, df) -> list[str]:
+    """The kinds this directory's runs can show (see the module docstring)."""
+    from .. import plots
+    from ..sweep.store import Store
+
+    kinds = []
+    if df["D"].nunique() >= 2:
+        kinds.append("dimension")
+    if args.x is not None or any(c in df.columns and df[c].nunique() > 1
+                                 for c in plots.GAP_FIELDS):
+        kinds += ["gap", "phase"]
+    if Store(args.out).trace_files():
+        kinds.append("trajectory")
+    return kinds
+
+
+def _draw(args, kind, df, threshold, per_group, target) -> list[Path]:
+    """Draw one kind and save it; returns the files written."""
+    from .. import plots
+    from ..errors import SaddleInputError
+
+    if kind == "dimension":
         if df["D"].nunique() < 2:
             raise SaddleInputError("--kind: dimension needs runs at two or more D; this "
                                    "directory has one")
         fig = plots.plot_dimension(df, args.title)
-    elif args.kind == "gap":
+    elif kind == "gap":
         fig = plots.plot_gap(df, args.x, threshold, args.title)
-    elif args.kind == "phase":
+    elif kind == "phase":
         fig = plots.plot_phase(df, args.x, args.metric, args.title)
     else:
         from ..sweep.store import Store
@@ -68,7 +129,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         fig = plots.plot_trajectory(df, Store(args.out).traces(), per_group, args.title)
     try:
         with os_errors_in_one_line("--output"):
-            written = plots.save(fig, target)
+            return plots.save(fig, target)
     except ValueError as e:
         # matplotlib refuses a log axis with no positive value: every group's median escape
         # time is beyond the budget (nothing, or too little, escaped).
@@ -76,15 +137,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
             raise
         escaped = int(df["escaped"].sum()) if "escaped" in df.columns else 0
         raise SaddleInputError(
-            f"--kind: {args.kind} has no finite median escape time to draw on its log axis "
+            f"--kind: {kind} has no finite median escape time to draw on its log axis "
             f"({escaped} of {len(df)} runs escaped); allowed: a sweep where most runs of a "
             "group escape (raise max_steps), or --kind phase --metric success_rate") from None
-    for p in written:
-        print(p)
-    return 0
+    finally:
+        plots._plt().close(fig)
 
 
-def _target(args: argparse.Namespace) -> Path:
+def _target(args: argparse.Namespace, kind: str) -> Path:
     """Where the figure goes, checked before any work: an existing, writable folder."""
     from ..errors import SaddleInputError
     from ._common import ensure_out_dir
@@ -92,8 +152,8 @@ def _target(args: argparse.Namespace) -> Path:
     if args.output is None:
         out = Path(args.out)
         if not out.is_dir():
-            return out / "plots" / f"{args.kind}.png"  # _load names the problem with DIR
-        return ensure_out_dir(out / "plots", field="DIR/plots") / f"{args.kind}.png"
+            return out / "plots" / f"{kind}.png"  # _load names the problem with DIR
+        return ensure_out_dir(out / "plots", field="DIR/plots") / f"{kind}.png"
     if not args.output.strip():
         raise SaddleInputError("--output: got ''; allowed: a .png or .svg path")
     target = Path(args.output)

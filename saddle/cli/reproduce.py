@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 from ._common import (
+    PlainProgress,
     ensure_out_dir,
     os_errors_in_one_line,
+    progress_bar,
+    short_name,
     show_store_warnings,
     start_numerics,
     want_progress,
@@ -24,7 +27,8 @@ def register(sub) -> None:
         "write DIR/report.md, DIR/*.png and DIR/results/ (Parquet). Re-running resumes.",
     )
     p.add_argument("--quick", action="store_true",
-                   help="fewer seeds and sizes (every experiment still runs; ~15 min on 2 cores)")
+                   help="fewer seeds and sizes (every experiment still runs; about 3-10 min on 2 "
+                   "cores)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: results/reproduce-<date>)")
     p.add_argument("--only", default=None, metavar="NAMES",
@@ -38,8 +42,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..reproduce import EXPERIMENTS, default_out
 
     names = EXPERIMENTS
-    if args.only:
+    if args.only is not None:
         names = tuple(n.strip() for n in args.only.split(",") if n.strip())
+        if not names:  # '', ',' or ' , ': nothing named is a mistake, not "all"
+            raise SaddleInputError(f"--only: got {args.only!r}; allowed: comma-separated "
+                                   f"names from {', '.join(EXPERIMENTS)}")
         for n in names:
             if n not in EXPERIMENTS:
                 raise SaddleInputError(f"--only: got {n!r}; allowed: {', '.join(EXPERIMENTS)}")
@@ -60,8 +67,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     start_numerics()
     with os_errors_in_one_line(f"--out {str(out)!r}"):
-        if want_progress(args):
+        mode = want_progress(args)
+        if mode == "bar":
             run_info = _with_progress(out, args.quick, names)
+        elif mode == "lines":
+            progress = _plain_progress()
+            run_info = reproduce.run_experiments(out, args.quick, names, progress=progress)
+            progress.finish()
         else:
             run_info = reproduce.run_experiments(out, args.quick, names)
         a = reproduce.analyse(out)
@@ -74,24 +86,33 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_progress(out, quick, names):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _plain_progress():
+    """Per experiment, (on_start, on_progress) printing plain lines every few seconds."""
+    current: list[PlainProgress] = []
 
+    def progress(name):
+        if current:
+            current[0].finish()
+            current.clear()
+        lines = PlainProgress(f"reproduce {name}")
+        current.append(lines)
+
+        def on_start(todo, skipped):
+            lines.start(todo, skipped)
+
+        return on_start, lines.advance
+
+    progress.finish = lambda: current and current[0].finish()  # the last experiment's line
+    return progress
+
+
+def _with_progress(out, quick, names):
     from ..reproduce import run_experiments
 
-    with Progress(TextColumn("[bold]{task.description:<13}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("[green]{task.fields[escaped]} esc[/] · {task.fields[censored]} "
-                             "cens · [red]{task.fields[diverged]} div[/]"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) as bar:
+    with progress_bar("counts") as bar:
         def progress(name):
-            task = bar.add_task(name, total=None, escaped=0, censored=0, diverged=0)
+            task = bar.add_task(short_name(name), total=None, escaped=0, censored=0,
+                                diverged=0)
 
             def on_start(todo, skipped):
                 bar.update(task, total=todo)

@@ -12,7 +12,7 @@ def register(sub) -> None:
         "results",
         help="summarize a sweep directory: success rate, KM median with CI, divergences",
         description="One row per group of runs that differ only in their seed: success rate, "
-        "Kaplan-Meier median escape time with its 95%% CI (censored and diverged runs are "
+        "Kaplan-Meier median escape time with its 95% CI (censored and diverged runs are "
         "censored), mean escape time of the escaped runs, diverged count; and, when D varies, "
         "the fitted dimension exponent per series.",
     )

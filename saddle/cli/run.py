@@ -6,9 +6,13 @@ import argparse
 import sys
 
 from ._common import (
+    PlainProgress,
     add_config_arguments,
     config_from_args,
+    optimizer_defaults_epilog,
+    positive_int,
     print_json,
+    progress_bar,
     start_numerics,
     want_progress,
 )
@@ -19,43 +23,53 @@ def register(sub) -> None:
         "run",
         help="run one configuration for one or many seeds",
         description="Run one configuration for its seeds and report escape times. Every "
-        "config field has a flag; --config FILE.toml supplies defaults for them.",
+        "config field has a flag; --config FILE.toml supplies defaults for them. A run that "
+        "cannot fit in this machine's memory is refused before anything is allocated; many "
+        "seeds run in batches of at most 4096, with progress on stderr (a bar on a terminal, "
+        "a line every few seconds otherwise; --quiet for none).",
+        epilog=optimizer_defaults_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--batch-size", type=int, default=None, help="seeds per compiled batch")
+    p.add_argument("--batch-size", default=None, metavar="N",
+                   help=f"seeds per compiled batch (default: up to {RUN_BATCH}, fewer if "
+                   "memory is short; results do not depend on it)")
     p.set_defaults(func=cmd_run)
 
 
+# Seeds per engine call by default: bounds the host-side tables of a call, so that a run of
+# a million seeds streams in batches and reports progress instead of planning for minutes.
+RUN_BATCH = 4096
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..errors import SaddleInputError
+    from ..config import check_memory, runs_that_fit
 
     # Validate everything before importing the numerical stack: bad input fails fast.
     config = config_from_args(args)
-    if args.batch_size is not None and args.batch_size < 1:
-        raise SaddleInputError(f"--batch-size: got {args.batch_size}; allowed: an integer >= 1")
+    batch_size = positive_int("--batch-size", args.batch_size)
+    check_memory(config)  # one run must fit in memory; refused in one line otherwise
+    if batch_size is None:
+        batch_size = max(1, min(config.seeds, RUN_BATCH, runs_that_fit(config)))
     start_numerics()
     from ..simulate import simulate
 
-    if want_progress(args):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
+    mode = want_progress(args)
+    if mode == "bar":
+        with progress_bar() as bar:
             task = bar.add_task("runs", total=config.seeds)
-            result = simulate(
-                config,
-                batch_size=args.batch_size,
-                progress=lambda done, total: bar.update(task, completed=done),
-            )
+            result = simulate(config, batch_size=batch_size,
+                              progress=lambda done, total: bar.update(task, completed=done))
+    elif mode == "lines":
+        lines = PlainProgress("run")
+        lines.start(config.seeds)
+        result = simulate(config, batch_size=batch_size,
+                          progress=lambda done, total: lines.update(done))
+        lines.finish()
     else:
-        result = simulate(config, batch_size=args.batch_size)
+        result = simulate(config, batch_size=batch_size)
     if args.json:
         print_json(result.to_json_dict())
         _warn_signal_lost(result)
@@ -106,7 +120,7 @@ def _warn_signal_lost(result) -> None:
     """One stderr line when float32 rounding swallowed the escape signal in some runs."""
     lost = sum(r.signal_lost for r in result.runs)
     if lost:
-        print(f"warning: {lost} of {len(result.runs)} runs lost the escape signal to "
+        print(f"saddle: warning: {lost} of {len(result.runs)} runs lost the escape signal to "
               f"{result.config.dtype} rounding (the update's escape component did not survive "
               "W + U in most steps); their escape times are not the dynamics' - rerun with "
               "--dtype float64", file=sys.stderr)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from ._common import (
+    PlainProgress,
     ensure_out_dir,
     os_errors_in_one_line,
+    positive_int,
     print_json,
+    progress_bar,
+    short_name,
     show_store_warnings,
     start_numerics,
     want_progress,
@@ -29,28 +34,16 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="results directory (created)")
     p.add_argument("--executor", default="local", help="local (default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="Dask scheduler address (default: a LocalCluster on this machine)")
+                   help="Dask scheduler address, tcp://HOST:PORT (default: a LocalCluster on "
+                   "this machine); it must answer within a few seconds")
     p.add_argument("--workers", default="2", metavar="N",
-                   help="LocalCluster worker processes for --executor dask (default 2)")
+                   help="LocalCluster worker processes for --executor dask (default 2; at "
+                   "most 4 per CPU core)")
     p.add_argument("--batch-runs", default=None, metavar="N",
                    help="most runs per batch and per results file (default: by memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(func=cmd_sweep)
-
-
-def _positive_int(flag: str, value) -> int | None:
-    from ..errors import SaddleInputError
-
-    if value is None:
-        return None
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        v = 0
-    if v < 1 or str(value).strip() != str(v):
-        raise SaddleInputError(f"{flag}: got {value!r}; allowed: an integer >= 1")
-    return v
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -68,9 +61,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except ImportError:
             raise SaddleInputError("--executor: dask needs Dask distributed; allowed: local, or "
                                    "install it with pip install -e '.[dask]'") from None
-    workers = _positive_int("--workers", args.workers)
-    batch_runs = _positive_int("--batch-runs", args.batch_runs)
+    workers = positive_int("--workers", args.workers)
+    most = 4 * (os.cpu_count() or 1)
+    if workers > most:  # each is a process with its own JAX: a million would end the machine
+        raise SaddleInputError(f"--workers: got {workers}; allowed: an integer in [1, {most}] "
+                               "(4 per CPU core)")
+    batch_runs = positive_int("--batch-runs", args.batch_runs)
     spec = load_spec(args.spec)  # validates every point before anything runs
+    if args.scheduler is not None:
+        from ..sweep.runner import check_scheduler
+
+        # The address's form, then a connection try of a few seconds, before DIR is made.
+        check_scheduler(args.scheduler)
     out = ensure_out_dir(args.out)
     show_store_warnings()
 
@@ -87,8 +89,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     start_numerics()
     with os_errors_in_one_line(f"--out {str(out)!r}"):
-        if want_progress(args):
+        mode = want_progress(args)
+        if mode == "bar":
             report = _with_progress(spec, out, args, workers, batch_runs)
+        elif mode == "lines":
+            lines = PlainProgress(spec.name)
+            report = run_sweep(spec, out, executor=args.executor, scheduler=args.scheduler,
+                               workers=workers, batch_runs=batch_runs, on_start=lines.start,
+                               on_progress=lines.advance)
+            lines.finish()
         else:
             report = run_sweep(spec, out, executor=args.executor, scheduler=args.scheduler,
                                workers=workers, batch_runs=batch_runs)
@@ -102,32 +111,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _with_progress(spec, out, args, workers, batch_runs):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from ..sweep import run_sweep
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[green]{task.fields[escaped]} escaped[/] · {task.fields[censored]} censored"
-                   " · [red]{task.fields[diverged]} diverged[/]"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(spec.name, total=None, escaped=0, censored=0, diverged=0)
+    with progress_bar("counts") as bar:
+        task = bar.add_task(short_name(spec.name), total=None, escaped=0, censored=0,
+                            diverged=0)
 
         def on_start(todo, skipped):
-            desc = spec.name + (f" ({skipped} stored)" if skipped else "")
+            desc = short_name(spec.name) + (f" (+{skipped})" if skipped else "")
             bar.update(task, total=todo, description=desc)
 
         def on_progress(k, counts):

@@ -83,7 +83,7 @@ class NoiseSpec(Component):
     def e_variance(self, config, row_weights: tuple[float, ...]) -> tuple[float, ...]:
         """Var <Xi, E_i> for each escape direction; ``row_weights[i]`` is
         sum_k s_k^2 p_ik^2 with s the row scales (1 when the rows are alike)."""
-        return (self.entry_std(config) ** 2,) * config.escape_rank
+        return (square(self.entry_std(config)),) * config.escape_rank
 
     def typical_spectral_norm(self, f) -> float:
         """The large-(m, n) spectral norm of one draw (``f``: the config's NoiseFacts)."""
@@ -113,6 +113,15 @@ def register(spec_class: type[NoiseSpec]) -> type[NoiseSpec]:
 
 def scalar(model: NoiseModel, name: str, dtype) -> jax.Array:
     return model.scalars[name].astype(dtype)
+
+
+def square(x: float) -> float:
+    """x**2, or inf where it overflows a float (float ** raises OverflowError; the facts
+    of a noise model with a huge sigma are infinite, not an error)."""
+    try:
+        return x**2
+    except OverflowError:
+        return math.inf
 
 
 def sqrt_mn(m: int, n: int) -> float:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..fields import float_field
-from ._spec import ScaledNoise, register, scalar
+from ._spec import ScaledNoise, register, scalar, square
 
 __all__ = ["Kronecker", "NOISE_ZIPF", "kronecker_row_scales"]
 
@@ -53,7 +53,7 @@ class Kronecker(ScaledNoise):
 
     def e_variance(self, config, row_weights):
         sigma = float(config.sigma or 0.0)
-        return tuple(sigma**2 * w for w in row_weights)
+        return tuple(square(sigma) * w for w in row_weights)
 
     def typical_spectral_norm(self, f) -> float:
         return f.sigma * (f.row_scale_max * math.sqrt(f.n) + math.sqrt(f.m))

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..fields import int_field
-from ._spec import ScaledNoise, register, scalar
+from ._spec import ScaledNoise, register, scalar, square
 
 __all__ = ["LowRank", "NOISE_RANK"]
 
@@ -49,7 +49,7 @@ class LowRank(ScaledNoise):
 
     def e_variance(self, config, row_weights):
         sigma = float(config.sigma or 0.0)
-        return (sigma**2 * config.noise_rank / (config.m * config.n),) * config.escape_rank
+        return (square(sigma) * config.noise_rank / (config.m * config.n),) * config.escape_rank
 
     def typical_spectral_norm(self, f) -> float:
         k = f.rank

@@ -11,7 +11,7 @@ import math
 import jax.numpy as jnp
 
 from ..fields import float_field
-from ._spec import ScaledNoise, register, scalar, sqrt_mn
+from ._spec import ScaledNoise, register, scalar, sqrt_mn, square
 
 __all__ = ["StudentT", "NOISE_DF"]
 
@@ -36,7 +36,7 @@ class StudentT(ScaledNoise):
 
     def _variance(self, config) -> float:
         sigma = float(config.sigma or 0.0)
-        return sigma**2 if config.noise_df > 2 else math.inf
+        return square(sigma) if config.noise_df > 2 else math.inf
 
     def entry_std(self, config) -> float:
         return math.sqrt(self._variance(config))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..config import Config
+from ..config import Config, runs_that_fit
 from ..engine import resolve_backend, run_batch, shared_arrays_key, structure_of
+from ..errors import SaddleInputError
 from ..numerics import enable_x64, x64_enabled
 from ..records import batch_arrays, run_records
 from .protocols import find_stability_edge, matched_rms_lr
@@ -95,7 +98,8 @@ def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | Non
     return [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
 
 
-def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Run]]:
+def make_batches(runs: list[Run], batch_runs: int | None = None,
+                 trace_stride: int | None = None) -> list[list[Run]]:
     """Group runs that share a compiled program; cut groups into batches."""
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
@@ -104,6 +108,9 @@ def make_batches(runs: list[Run], batch_runs: int | None = None) -> list[list[Ru
     for members in groups.values():
         D = members[0].config.D
         size = batch_runs or max(1, min(256, _BATCH_ELEMENTS // D))
+        # Memory-aware cap: the shared arrays and the batch's runs (with their trace rows)
+        # within half of this machine's memory (saddle.config.memory_estimate).
+        size = min(size, runs_that_fit(members[0].config, trace_stride))
         for i in range(0, len(members), size):
             batches.append(members[i : i + size])
     return batches
@@ -200,7 +207,7 @@ def run_sweep(
     skipped = len(runs) - len(todo)
     if on_start is not None:
         on_start(len(todo), skipped)
-    batches = make_batches(todo, batch_runs or spec.batch_runs)
+    batches = make_batches(todo, batch_runs or spec.batch_runs, spec.trace_stride)
     counts = dict(escaped=0, censored=0, diverged=0, done=0)
 
     def commit(batch, result):
@@ -271,7 +278,33 @@ def _run_claimed(store: Store, batches, commit, executor, spec, scheduler, worke
         others.clear()
         if waiting:
             time.sleep(0.5)
-        pending = make_batches(waiting, batch_runs or spec.batch_runs)
+        pending = make_batches(waiting, batch_runs or spec.batch_runs, spec.trace_stride)
+
+
+# Seconds to wait for a Dask scheduler given by address before giving up with one line.
+SCHEDULER_TIMEOUT = 3.0
+_SCHEDULER_ADDRESS = re.compile(
+    r"(?P<proto>tcp|tls)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})",
+    re.ASCII)
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Refuse, in one line, a scheduler address that is not ``tcp://HOST:PORT`` (or
+    ``tls://``) or where nothing accepts a connection within ``timeout`` seconds."""
+    match = _SCHEDULER_ADDRESS.fullmatch(address.strip()) if isinstance(address, str) else None
+    port = int(match["port"]) if match else 0
+    if not match or not 1 <= port <= 65535:
+        raise SaddleInputError(f"--scheduler: got {address!r}; allowed: a Dask scheduler "
+                               "address tcp://HOST:PORT (port 1-65535)")
+    host = match["host"].strip("[]")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise SaddleInputError(f"--scheduler: cannot connect to {address!r} within {timeout:g} "
+                               f"s ({why}); allowed: the address of a running Dask scheduler, "
+                               "or no --scheduler (a local cluster)") from None
 
 
 def _run_dask(batches, spec, scheduler, workers, commit) -> None:
@@ -283,7 +316,12 @@ def _run_dask(batches, spec, scheduler, workers, commit) -> None:
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        check_scheduler(scheduler)
+        try:
+            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT:g}s")
+        except (OSError, TimeoutError) as e:  # it answered the probe, then not Dask
+            raise SaddleInputError(f"--scheduler: {scheduler!r} did not answer as a Dask "
+                                   f"scheduler within {SCHEDULER_TIMEOUT:g} s ({e})") from None
 
     try:
         futures = {}

@@ -47,11 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, Config, load_toml
+from ..config import FIELDS, Config, check_memory, load_toml
 from ..errors import SaddleInputError, suggest
 
 __all__ = ["SweepSpec", "Point", "load_spec", "parse_spec", "PROTOCOLS", "SPEC_KEYS"]
 
+MAX_POINTS = 100_000  # grid points per spec
+MAX_RUNS = 10_000_000  # points x seeds per spec (protocols may multiply it further)
 PROTOCOLS = ("fixed", "matched_rms", "tuned", "stability_edge")
 DEFAULT_LR_GRID = (0.0625, 0.25, 1.0, 4.0, 16.0)
 DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 7))
@@ -144,8 +146,25 @@ def parse_spec(
     excludes = _excludes(data.get("exclude", []))
     _check_repeats(axes, zipped)
     points = _expand(fixed, axes, zipped, variants, excludes)
+    _check_size(points, options["trace_stride"])
     return SweepSpec(name=name, points=points, seeds=points[0].config.seeds, axes=axes,
                      source=dict(data), **options)
+
+
+def _check_size(points: list[Point], trace_stride: int | None) -> None:
+    """Refuse a spec with too many runs, or a point whose one run cannot fit in memory."""
+    runs = len(points) * points[0].config.seeds
+    if runs > MAX_RUNS:
+        raise SaddleInputError(f"spec: seeds: {len(points)} points x "
+                               f"{points[0].config.seeds} seeds = {runs} runs; allowed: at "
+                               f"most {MAX_RUNS} runs per sweep")
+    seen = set()
+    for p in points:
+        c = p.config
+        key = (c.landscape, c.m, c.n, c.basis, c.dtype, c.max_steps, c.escape_rank)
+        if key not in seen:
+            seen.add(key)
+            check_memory(c, trace_stride)
 
 
 def _with_quick(data: Any, quick: bool) -> dict[str, Any]:
@@ -300,7 +319,13 @@ def _expand(fixed: Mapping[str, Any], axes: Mapping[str, list], zipped: list[lis
     """The grid points: the product of the factors, minus exclusions and duplicate conditions."""
     points: list[Point] = []
     keys_seen: set[tuple[str, str]] = set()
-    for combo in itertools.product(*_dimensions(axes, zipped, variants)):
+    dims = _dimensions(axes, zipped, variants)
+    size = math.prod(len(d) for d in dims)
+    if size > MAX_POINTS:  # refused before validating a million configs one by one
+        names = ", ".join([*axes][:4]) or "variants"
+        raise SaddleInputError(f"spec: {names}: the grid has {size} points; allowed: at most "
+                               f"{MAX_POINTS} (split the sweep, or use zip)")
+    for combo in itertools.product(*dims):
         values = dict(fixed)
         labels: list[tuple[str, Any]] = []
         for part in combo:
