@@ -325,7 +325,10 @@ class SpectralSpec(LandscapeSpec):
 
     def mean_squared_curvature(self, config) -> float:
         bulk = np.asarray(landscape_arrays(config)["bulk"], float)
-        return float(np.mean(bulk**2)) * config.bulk_scale**2
+        try:
+            return float(np.mean(bulk**2)) * config.bulk_scale**2
+        except OverflowError:
+            return math.inf
 
     def numba_unsupported(self, values):
         return None if values["basis"] == "coherent" else "numba runs the coherent basis only"

@@ -184,7 +184,10 @@ class Result:
         args = [vals[s.name] for s in self.symbols]
         if any(v is None for v in args):
             return None
-        out = float(self.numeric(*args))
+        try:
+            out = float(self.numeric(*args))
+        except (ZeroDivisionError, OverflowError, FloatingPointError):
+            return None  # e.g. a noise-free config where the formula divides by sigma
         if self.post is not None and math.isfinite(out):
             out = float(self.post(out))
         return out if math.isfinite(out) else None
