@@ -293,6 +293,7 @@ def test_batches_are_capped_by_memory(monkeypatch):
 
 # --- saddle sweep -------------------------------------------------------------------------
 
+_DASK = ["ok.toml", "--out", "{out}", "--executor", "dask"]
 SWEEP = [
     (["{missing}", "--out", "{out}"], "not found"),
     (["/dev/zero", "--out", "{out}"], "not a regular file"),
@@ -316,23 +317,11 @@ SWEEP = [
     (["ok.toml", "--out", "{out}", "--batch-runs", "-3"], "--batch-runs"),
     (["ok.toml", "--out", "{out}", "--executor", "ray"], "--executor"),
     (["ok.toml", "--out", "{out}", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "foo"], "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "tcp://"],
-     "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "tcp://host"],
-     "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "tcp://host:0"],
-     "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "tcp://host:70000"],
-     "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "http://host:8786"],
-     "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler", "tcp://h st:1"],
-     "--scheduler"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler",
-      "tcp://127.0.0.1:1"], "cannot connect"),
-    (["ok.toml", "--out", "{out}", "--executor", "dask", "--scheduler",
-      "tcp://nonexistent.invalid:8786"], "cannot connect"),
+    *[(_DASK + ["--scheduler", address], "--scheduler")
+      for address in ("foo", "tcp://", "tcp://host", "tcp://host:0", "tcp://host:70000",
+                      "http://host:8786", "tcp://h st:1")],
+    (_DASK + ["--scheduler", "tcp://127.0.0.1:1"], "cannot connect"),
+    (_DASK + ["--scheduler", "tcp://nonexistent.invalid:8786"], "cannot connect"),
     (["ok.toml", "--out", "{out}", "--unknown-flag"], "--unknown-flag"),
 ]
 

@@ -6,16 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import (
-    PlainProgress,
-    ensure_out_dir,
-    os_errors_in_one_line,
-    progress_bar,
-    short_name,
-    show_store_warnings,
-    start_numerics,
-    want_progress,
-)
+from . import _common as common
 
 
 def register(sub) -> None:
@@ -50,13 +41,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         for n in names:
             if n not in EXPERIMENTS:
                 raise SaddleInputError(f"--only: got {n!r}; allowed: {', '.join(EXPERIMENTS)}")
-    # An empty --out is an error (ensure_out_dir), not the default directory.
+    # An empty --out is an error (common.ensure_out_dir), not the default directory.
     out = Path(args.out) if args.out is not None else default_out()
     if args.out is None:
-        with os_errors_in_one_line("--out"):
+        with common.os_errors_in_one_line("--out"):
             out.parent.mkdir(exist_ok=True)
-    out = ensure_out_dir(args.out if args.out is not None else out)
-    show_store_warnings()
+    out = common.ensure_out_dir(args.out if args.out is not None else out)
+    common.show_store_warnings()
     from ..reproduce import spec_path
     from ..sweep import load_spec
 
@@ -65,9 +56,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     from .. import reproduce
 
-    start_numerics()
-    with os_errors_in_one_line(f"--out {str(out)!r}"):
-        mode = want_progress(args)
+    common.start_numerics()
+    with common.os_errors_in_one_line(f"--out {str(out)!r}"):
+        mode = common.want_progress(args)
         if mode == "bar":
             run_info = _with_progress(out, args.quick, names)
         elif mode == "lines":
@@ -88,13 +79,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _plain_progress():
     """Per experiment, (on_start, on_progress) printing plain lines every few seconds."""
-    current: list[PlainProgress] = []
+    current: list[common.PlainProgress] = []
 
     def progress(name):
         if current:
             current[0].finish()
             current.clear()
-        lines = PlainProgress(f"reproduce {name}")
+        lines = common.PlainProgress(f"reproduce {name}")
         current.append(lines)
 
         def on_start(todo, skipped):
@@ -109,9 +100,9 @@ def _plain_progress():
 def _with_progress(out, quick, names):
     from ..reproduce import run_experiments
 
-    with progress_bar("counts") as bar:
+    with common.progress_bar("counts") as bar:
         def progress(name):
-            task = bar.add_task(short_name(name), total=None, escaped=0, censored=0,
+            task = bar.add_task(common.short_name(name), total=None, escaped=0, censored=0,
                                 diverged=0)
 
             def on_start(todo, skipped):
