@@ -163,3 +163,13 @@ def test_pcg3d_normals_are_finite_at_the_extreme_words(dtype):
     z = prng.normal(jnp.uint32(7), jnp.uint32(0), (1 << 22,), dtype)
     assert bool(jnp.isfinite(z).all())
     assert 4.5 < float(jnp.abs(z).max()) < 9
+
+
+def test_noise_facts_flags_match_each_law():
+    """Which models are Gaussian along a fixed direction and which have tail bounds."""
+    from saddle.registry import NOISES
+
+    gaussian = {n.name for n in NOISES if n.gaussian_along_e}
+    assert {"none", "isotropic", "opnorm", "kronecker"} <= gaussian
+    assert "lowrank" not in gaussian and "student_t" not in gaussian
+    assert {n.name for n in NOISES if not n.has_tail_bound} == {"student_t"}

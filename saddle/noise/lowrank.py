@@ -29,6 +29,8 @@ class LowRank(ScaledNoise):
     summary = "sigma/sqrt(mn) A B^T of rank k: spectral norm about sigma"
     fields = (*ScaledNoise.fields, NOISE_RANK)
     static = ("noise_rank",)
+    # <A B^T, E> is a sum of products of Gaussians: not Gaussian.
+    gaussian_along_e = False
 
     def check(self, values):
         r_max = min(values["m"], values["n"])
