@@ -505,7 +505,8 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
         figs.append(("ns_vs_polar.png", "Measured: Muon escape time against D with 5-step NS "
                      "and with the exact polar factor, per noise level σ; dashed: fits."))
     if not a["drift"].empty:
-        figs.append(_drift_figure(out, a["drift"]))
+        figs.append(_drift_figure(out, a["drift"], a["frames"]["coherence"],
+                                  a["traces"]["coherence"]))
     if not a["bound_checks"].empty:
         f = _bounds_figure(out, a)
         if f:
@@ -513,59 +514,136 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
     return figs
 
 
-def _drift_figure(out: Path, drift: pd.DataFrame):
+def _bootstrap_median_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of the median over runs (scipy.stats.bootstrap); the
+    sample's range when it has fewer than 3 runs or no spread."""
+    import scipy.stats
+
+    x = np.asarray(x, float)
+    if x.size < 3 or np.ptp(x) == 0:
+        return (float(x.min()), float(x.max())) if x.size else (math.nan, math.nan)
+    r = scipy.stats.bootstrap((x,), np.median, n_resamples=999, method="percentile",
+                              random_state=np.random.default_rng(seed))
+    return float(r.confidence_interval.low), float(r.confidence_interval.high)
+
+
+def drift_per_run(runs: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
+    """Each escaped run's orthogonal drift at escape (its last recorded value), with method,
+    D and basis: the values :func:`drift_table` takes medians of."""
+    if runs.empty or traces.empty:
+        return pd.DataFrame(columns=["method", "D", "basis", "drift"])
+    last = traces.sort_values("t").groupby("run_id").tail(1).set_index("run_id")
+    df = _with_label(runs[runs["escaped"]])
+    return df.assign(drift=last.reindex(df["run_id"])["orthogonal_drift"].to_numpy())[
+        ["method", "D", "basis", "drift"]].dropna()
+
+
+def _drift_figure(out: Path, drift: pd.DataFrame, runs: pd.DataFrame, traces: pd.DataFrame):
+    """Median drift at escape per (method, D), coherent against incoherent: points with 95%
+    bootstrap CIs over runs, one row per (method, D) with its label on the y axis (no
+    colliding tick labels), log x axis only when every value is positive (points, not bars:
+    a bar's length on a log axis depends on an arbitrary floor)."""
     from .plots import _plt, save
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    labels = [f"{r.method}\nD={r.D}" for r in drift.itertuples()]
-    x = np.arange(len(drift))
-    ax.bar(x - 0.2, drift["drift_coherent"], 0.4, label="coherent")
-    ax.bar(x + 0.2, drift["drift_incoherent"], 0.4, label="incoherent")
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("median orthogonal drift at escape")
-    ax.set_yscale("log")
-    ax.legend()
+    per_run = drift_per_run(runs, traces)
+    keys = [(r.method, r.D) for r in drift.itertuples()]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(keys) + 1.6))
+    styles = {"coherent": dict(color="C0", marker="o", dy=-0.13),
+              "incoherent": dict(color="C1", marker="s", dy=0.13)}
+    allvals = []
+    for basis, st in styles.items():
+        y, med, lo, hi = [], [], [], []
+        for i, (method, D) in enumerate(keys):
+            v = per_run[(per_run["method"] == method) & (per_run["D"] == D)
+                        & (per_run["basis"] == basis)]["drift"].to_numpy(float)
+            if not v.size:
+                continue
+            m = float(np.median(v))
+            low, high = _bootstrap_median_ci(v, seed=i)
+            y.append(i + st["dy"])
+            med.append(m)
+            lo.append(m - low)
+            hi.append(high - m)
+            allvals.extend([low, high, m])
+        ax.errorbar(med, y, xerr=[lo, hi], fmt=st["marker"], color=st["color"], capsize=3,
+                    ms=5, ls="none", label=f"{basis} (median, 95% bootstrap CI over runs)")
+    ax.set_yticks(range(len(keys)), [f"{m}  D={D}" for m, D in keys], fontsize=8)
+    ax.invert_yaxis()
+    v = np.asarray(allvals, float)
+    if v.size and np.all(np.isfinite(v) & (v > 0)):
+        ax.set_xscale("log")
+    ax.set_xlabel("orthogonal drift at escape ‖Π⊥(W − W*)‖_F")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12 - 0.4 / max(len(keys), 1)),
+              ncol=2)
     ax.set_title("Orthogonal drift at escape: coherent vs incoherent escape directions",
                  fontsize=10)
     save(fig, out / "coherence_drift.png")
-    return ("coherence_drift.png", "Measured: median ‖Π⊥(W − W*)‖_F at the escape step, "
-            "coherent against incoherent escape directions, per optimizer and D.")
+    return ("coherence_drift.png", "Measured: median ‖Π⊥(W − W*)‖_F at the escape step with "
+            "its 95% bootstrap CI over the escaped runs, coherent (circles) against incoherent "
+            "(squares) escape directions, per method and D.")
 
 
 def _bounds_figure(out: Path, a: dict):
+    """Measured escape time against each theory value: one panel per theory result (results
+    that apply to the same runs would hide one another in one panel). Escaped runs are
+    points; runs censored at the budget are hollow triangles at their last step (their
+    escape time is at least that)."""
     from .plots import _plt, save
 
     results = {k: r for k, r in _theory_results().items()
                if getattr(r, "quantity", None) == "escape_time"}
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    any_points = False
-    for i, (name, res) in enumerate(results.items()):
-        xs, ys = [], []
+    panels = []
+    for name, res in results.items():
+        xs, ys, cx, cy = [], [], [], []
         for _exp, g, b in _groups_meeting(res, a["frames"]):
             t, e = times_and_events(g)
             xs.extend([b] * int(e.sum()))
             ys.extend(t[e].tolist())
-        if xs:
-            any_points = True
-            ax.scatter(xs, ys, s=6, alpha=0.5, label=f"{name} ({res.kind})", color=f"C{i % 10}")
-    if not any_points:
-        plt.close(fig)
+            cx.extend([b] * int((~e).sum()))
+            cy.extend(t[~e].tolist())
+        if xs or cx:
+            panels.append((name, res, xs, ys, cx, cy))
+    if not panels:
         return None
-    lims = ax.get_xlim()
-    lo, hi = min(lims[0], ax.get_ylim()[0]), max(lims[1], ax.get_ylim()[1])
-    ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="measured = theory")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("theory value (steps)")
-    ax.set_ylabel("measured escape time (steps)")
-    ax.legend(fontsize=6)
-    ax.set_title("Measured escape times against the theory's values", fontsize=10)
+    plt = _plt()
+    k = len(panels)
+    cols = min(k, 3)
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel()[k:]:
+        ax.set_visible(False)
+    for i, (name, res, xs, ys, cx, cy) in enumerate(panels):
+        ax = axes.ravel()[i]
+        color = f"C{i % 10}"
+        if xs:
+            ax.scatter(xs, ys, s=8, alpha=0.5, color=color, label=f"escaped ({len(xs)})")
+        if cx:
+            ax.scatter(cx, cy, s=18, marker="^", facecolors="none", edgecolors=color,
+                       label=f"censored: ≥ ({len(cx)})")
+        vals = np.asarray(xs + ys + cx + cy, float)
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if vals.size:
+            lo, hi = vals.min() / 1.5, vals.max() * 1.5
+            ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="measured = theory")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_title(f"{name} ({res.kind})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("theory value (steps)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("measured escape time (steps)", fontsize=8)
+    fig.suptitle("Measured escape times against the theory's values", fontsize=10)
+    fig.tight_layout()
     save(fig, out / "bounds.png")
-    return ("bounds.png", "Measured escape time of each escaped run against the theory value "
-            "for its config (upper bounds: points must lie below the dotted line; lower "
-            "bounds: above).")
+    return ("bounds.png", "Measured escape time of each run against the theory value for its "
+            "config, one panel per theory result (upper bounds: points must lie below the "
+            "dotted line; lower bounds: above). Hollow triangles: runs censored at the budget "
+            "(escape time at least that).")
 
 
 def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Path:
