@@ -121,11 +121,17 @@ def _series_groups(df: pd.DataFrame, series_cols: list[str]) -> list[tuple]:
 
 
 def _label(row: dict, cols: list[str]) -> str:
+    """A series label. The optimizer is named as the report names methods (muon-ns,
+    muon-polar; see :func:`_method`), so the orthogonalizer is not printed separately."""
     parts = []
     for c in cols:
         v = row[c]
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
+        if c == "orthogonalizer" and row.get("optimizer") is not None:
+            continue
+        if c == "optimizer":
+            v = _method(row)
         parts.append(str(v) if c in ("optimizer", "orthogonalizer", "noise", "lr_protocol",
                                      "basis") else f"{c}={v}")
     return " ".join(parts) or "all runs"

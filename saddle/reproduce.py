@@ -67,7 +67,7 @@ def run_experiments(out: Path, quick: bool, names=EXPERIMENTS, progress=None, lo
 
 
 def _fmt(x, digits=2) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    if x is None or x is pd.NA or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
     if isinstance(x, float):
         return f"{x:.{digits}f}"
@@ -96,6 +96,129 @@ def _with_label(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["method"] = [_optimizer_label(r) for r in df.to_dict("records")]
     return df
+
+
+# --- report sections -------------------------------------------------------------------------
+
+PROTOCOLS = {
+    "fixed": "the config's learning rate (the optimizer's default when unset)",
+    "matched_rms": "the learning rate that sets the nominal update RMS to the spec's "
+    "target_rms (0.2·η for AdamW and Mano, η for sign descent, scale·η/√max(m, n) for Muon, "
+    "η/√(mn) for normalized GD, η times the initial gradient RMS for SGD)",
+    "tuned": "every lr_grid multiple of the learning rate runs; the analysis keeps, per "
+    "condition and D, the one with the smallest KM median",
+    "stability_edge": "the largest grid learning rate whose probe runs (4 seeds, 300 steps) do "
+    "not diverge, found by bisection",
+}
+
+
+def _values(df: pd.DataFrame, col: str, fmt=str) -> str:
+    if col not in df.columns:
+        return "—"
+    vals = df[col].dropna().unique().tolist()
+    if not vals:
+        return "—"
+    try:
+        vals = sorted(vals)
+    except TypeError:
+        pass
+    return ", ".join(fmt(v) for v in vals)
+
+
+def _shapes(df: pd.DataFrame) -> str:
+    shapes = df.groupby(["m", "n"]).size().reset_index().sort_values(["n", "m"])
+    return ", ".join(f"{int(r.m)}×{int(r.n)}" for r in shapes.itertuples())
+
+
+def settings_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per experiment: what its stored runs were run with (read from the runs)."""
+    rows = []
+    for name, df in frames.items():
+        if df.empty:
+            continue
+        d = _with_label(df)
+        rows.append(dict(
+            experiment=name, methods=_values(d, "method"), shapes=_shapes(df),
+            basis=_values(df, "basis"), gamma=_values(df, "gamma", lambda v: f"{v:g}"),
+            noise=", ".join(f"{k} σ={'/'.join(f'{x:g}' for x in sorted(g['sigma'].unique()))}"
+                            for k, g in df.groupby("noise")) if "noise" in df.columns else "—",
+            lr_protocols=_values(df, "lr_protocol"), seeds=int(df["seed"].nunique()),
+            budget=_values(df, "max_steps", lambda v: str(int(v)))))
+    return pd.DataFrame(rows)
+
+
+def shapes_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Runs per experiment and shape m×n: every shape that ran, escaped and censored."""
+    rows = []
+    for name, df in frames.items():
+        if df.empty:
+            continue
+        for (m, n), g in df.groupby(["m", "n"]):
+            rows.append(dict(experiment=name, shape=f"{int(m)}×{int(n)}", D=int(m) * int(n),
+                             aspect=float(m) / float(n), runs=len(g),
+                             escaped=int(g["escaped"].sum()),
+                             censored=int((g["status"] == "censored").sum()),
+                             diverged=int(g["diverged"].sum())))
+    out = pd.DataFrame(rows)
+    return out.sort_values(["experiment", "aspect", "D"]).reset_index(drop=True) if len(out) \
+        else out
+
+
+def single_shape_medians(dim: pd.DataFrame) -> pd.DataFrame:
+    """KM medians of the dimension sweep's aspects that ran at a single D (no exponent can be
+    fitted there, so these runs would otherwise appear in no table)."""
+    if dim.empty or "aspect" not in dim.columns:
+        return pd.DataFrame()
+    one = [a for a, g in dim.groupby("aspect") if g["D"].nunique() == 1]
+    if not one:
+        return pd.DataFrame()
+    d = _with_label(select_tuned(dim[dim["aspect"].isin(one)]))
+    s = summarize(d, by=["method", "lr_protocol", "noise", "m", "n"])
+    s["shape"] = [f"{int(r.m)}×{int(r.n)}" for r in s.itertuples()]
+    return s[["method", "lr_protocol", "noise", "shape", "runs", "escaped", "median",
+              "median_low", "median_high", "max_steps"]].rename(
+                  columns={"median_low": "low", "median_high": "high", "max_steps": "budget"})
+
+
+# An exponent is flagged (not dropped) when it rests on fewer than MIN_DIMS dimensions or when
+# at least HEAVY_CENSORING of its runs are censored.
+MIN_DIMS = 3
+HEAVY_CENSORING = 0.5
+
+
+def exponent_caveat(r) -> str:
+    """Why a fitted exponent is not a clean measurement ('' when it is)."""
+    out = []
+    if int(r["dims"]) < MIN_DIMS:
+        out.append(f"only {int(r['dims'])} D")
+    if float(r["censored_frac"]) >= HEAVY_CENSORING:
+        out.append(f"{float(r['censored_frac']):.0%} censored")
+    dropped = r.get("dropped") if hasattr(r, "get") else None
+    if isinstance(dropped, str) and dropped:
+        out.append(f"D={dropped} beyond budget, not fitted")
+    return "; ".join(out)
+
+
+def with_caveats(exps: pd.DataFrame) -> pd.DataFrame:
+    """``exps`` with a ``caveat`` column (:func:`exponent_caveat`)."""
+    if exps.empty or not {"dims", "censored_frac"} <= set(exps.columns):
+        return exps
+    return exps.assign(caveat=[exponent_caveat(r) for _, r in exps.iterrows()])
+
+
+def censoring_notes(dim: pd.DataFrame) -> list[str]:
+    """One line per method whose dimension-sweep runs are mostly censored."""
+    if dim.empty:
+        return []
+    d = _with_label(select_tuned(dim))
+    out = []
+    for method, g in d.groupby("method"):
+        frac = float((g["status"] == "censored").mean())
+        if frac >= HEAVY_CENSORING:
+            out.append(f"{method}: {frac:.0%} of its {len(g)} dimension-sweep runs (after "
+                       f"tuned-lr selection) are censored at the budget, so its medians are "
+                       f"lower bounds and its exponents are not measurements")
+    return out
 
 
 # --- bound checks ------------------------------------------------------------------------------
@@ -331,7 +454,7 @@ def _summarize_classes(rows: pd.DataFrame, want: str) -> tuple[str, list[str]]:
 def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
              gaps: pd.DataFrame) -> list[Verdict]:
     """The verdicts on claims C1-C4 from the exponent, trajectory, drift and gap tables."""
-    square = _square_exponents(exps)
+    square = _square_exponents(with_caveats(exps))
     return [_verdict_c1(square), _verdict_c2(square), _verdict_c3(traj, gaps),
             _verdict_c4(drift)]
 
@@ -342,6 +465,11 @@ def _square_exponents(exps: pd.DataFrame) -> pd.DataFrame:
         exps = pd.DataFrame(columns=["method", "lr_protocol", "noise", "aspect", "exponent",
                                      "low", "high"])
     return exps[exps["aspect"] == 1.0] if "aspect" in exps.columns else exps
+
+
+def _caveat_text(r) -> str:
+    c = getattr(r, "caveat", "")
+    return f"; caveat: {c}" if isinstance(c, str) and c else ""
 
 
 def _classified(exps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
@@ -358,7 +486,7 @@ def _verdict_c1(square: pd.DataFrame) -> Verdict:
     return Verdict(
         "C1", "AdamW pays an O(D) escape-time penalty at flat saddles.", v,
         [f"{r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] "
-         f"({r.b_class})" for r in a.itertuples()],
+         f"({r.b_class}{_caveat_text(r)})" for r in a.itertuples()],
         f"O(D) when the exponent's 95% CI lies above {LINEAR_B} or contains 1 (and lies above "
         f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B}).")
 
@@ -369,7 +497,7 @@ def _verdict_c2(square: pd.DataFrame) -> Verdict:
     return Verdict(
         "C2", "Muon's escape is dimension-free.", v,
         [f"{r.method} {r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, "
-         f"{r.high:.2f}] ({r.b_class})" for r in m.itertuples()],
+         f"{r.high:.2f}] ({r.b_class}{_caveat_text(r)})" for r in m.itertuples()],
         f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B}).")
 
 
@@ -667,6 +795,38 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
     lines.append(md_table(pd.DataFrame(rows), 1))
     lines.append("\n*wall_s: seconds this invocation spent on the experiment (a resumed run only "
                  "counts the runs it had left).*\n")
+    lines.append("### Settings\n")
+    lines.append("Read from the stored runs. Methods: `muon-ns` is Muon with 5-step "
+                 "Newton–Schulz orthogonalization, `muon-polar` Muon with the exact polar "
+                 "factor; the other names are the optimizers'. budget: max_steps, the step at "
+                 "which a run that has not escaped is censored. seeds: seeds per condition.\n")
+    lines.append(md_table(settings_table(a["frames"])))
+    lines.append("\n### Shapes\n")
+    lines.append("Every shape m×n that ran, per experiment.\n")
+    lines.append(md_table(shapes_table(a["frames"]), 2))
+    lines.append("\n## Definitions\n")
+    lines.append("- **Escape time**: the first step at which the escape-direction component "
+                 "reaches the radius; runs that do not escape within the budget are censored "
+                 "there (diverged runs at the divergence step). Medians are Kaplan–Meier "
+                 "medians with 95% CIs; a median beyond the budget is only a lower bound.")
+    lines.append("- **Learning-rate protocols**:")
+    for k, v in PROTOCOLS.items():
+        lines.append(f"    - `{k}`: {v};")
+    lines.append("- **Dimension exponent b**: the slope of log KM median against log D. Its "
+                 "class, from its 95% bootstrap CI [low, high]:")
+    lines.append(f"    - *dimension-free*: the CI lies inside (-{FLAT_B}, {FLAT_B});")
+    lines.append(f"    - *faster with D*: the CI lies below -{FLAT_B} (escape gets faster as D "
+                 "grows);")
+    lines.append(f"    - *O(D)*: the CI lies above {LINEAR_B}, or contains 1 and lies above "
+                 f"{FLAT_B};")
+    lines.append(f"    - *grows with D (sub-linear)*: the CI lies above {FLAT_B} otherwise;")
+    lines.append("    - *inconclusive*: the CI straddles a boundary; *undetermined*: no finite "
+                 "CI.")
+    lines.append(f"- **Caveats on exponents**: fitted on fewer than {MIN_DIMS} D, with at "
+                 f"least {HEAVY_CENSORING:.0%} of the runs censored, or with a D dropped "
+                 "because its median is beyond the budget. Such exponents are printed, "
+                 "flagged, and not measurements of the scaling.")
+    lines.append("")
     lines.append("\n## Verdicts\n")
     lines.append("Each verdict is computed by `saddle.reproduce.verdicts` from the tables below, "
                  "with the rule stated.\n")
@@ -676,20 +836,35 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
         for e in v.evidence:
             lines.append(f"- {e}")
         lines.append("")
+    notes = censoring_notes(a["frames"].get("dimension", pd.DataFrame()))
+    if notes:
+        lines.append("### Censoring\n")
+        lines.append("Methods whose runs mostly did not escape within the budget: their KM "
+                     "medians are lower bounds, and their exponents carry a caveat in the "
+                     "tables and in the evidence above.\n")
+        for n in notes:
+            lines.append(f"- {n}")
+        lines.append("")
     lines.append("## Dimension exponents (measured)\n")
     lines.append("Fitted b in log τ_med = a + b log D (Kaplan–Meier medians; 95% percentile "
                  "bootstrap CI over seeds; `tuned` keeps the best learning rate per D). "
-                 "aspect = m/n.\n")
-    e = a["exponents"]
+                 "aspect = m/n; dims: the number of D fitted; caveat: see Definitions.\n")
+    e = with_caveats(a["exponents"])
     if not e.empty:
         t = e[["method", "lr_protocol", "noise", "aspect", "exponent", "low", "high", "dims",
-               "d_min", "d_max", "censored_frac"]].sort_values(
+               "d_min", "d_max", "censored_frac", "caveat"]].sort_values(
                    ["method", "lr_protocol", "noise", "aspect"])
         lines.append(md_table(t))
+    single = single_shape_medians(a["frames"].get("dimension", pd.DataFrame()))
+    if not single.empty:
+        lines.append("\n### Shapes run at a single D (measured)\n")
+        lines.append("No exponent can be fitted from one D; the KM medians (95% CI; — : beyond "
+                     "the budget) of these runs.\n")
+        lines.append(md_table(single, 0))
     lines.append("\n## Newton–Schulz against exact polar (measured)\n")
-    lines.append(md_table(a["ns_exponents"][["method", "sigma", "exponent", "low", "high",
-                                              "dims", "censored_frac"]]
-                          if not a["ns_exponents"].empty else pd.DataFrame()))
+    nse = with_caveats(a["ns_exponents"])
+    lines.append(md_table(nse[["method", "sigma", "exponent", "low", "high", "dims",
+                               "censored_frac", "caveat"]] if not nse.empty else pd.DataFrame()))
     lines.append("\n## Gap thresholds (measured)\n")
     lines.append("σ* = the smallest noise level at which the KM median more than doubles "
                  "relative to the smallest σ, or fewer than half the runs escape.\n")
@@ -705,7 +880,12 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
         lines.append("ratio = measured escape time ÷ theory value; a violation is an escape "
                      "outside the bound (or, for an upper bound, no escape within a budget "
                      "beyond it).\n")
-        lines.append(md_table(a["bound_checks"]))
+        bc = a["bound_checks"].copy()
+        for c in ("runs", "violations", "undetermined"):  # counts print as integers
+            if c in bc.columns:
+                bc[c] = pd.Series([None if pd.isna(v) else int(v) for v in bc[c]],
+                                  index=bc.index, dtype=object)
+        lines.append(md_table(bc))
     lines.append("\n## Figures\n")
     for fname, caption in figures:
         lines.append(f"![{fname}]({fname})\n")
