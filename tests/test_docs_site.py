@@ -127,6 +127,9 @@ window.addEventListener('load', () => {
     broken: [...document.querySelectorAll('article img')]
               .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
     nested: document.querySelectorAll('article li > ul, article li > ol').length,
+    // display formulas cut off (a vertical scroll bar instead of the whole formula)
+    clipped: [...document.querySelectorAll('div.arithmatex')]
+               .filter(d => d.scrollHeight > d.clientHeight + 2).length,
   };
   const pre = document.createElement('pre');
   pre.id = 'probe-result';
@@ -160,3 +163,4 @@ def test_pages_in_a_headless_browser(site):
     for name in THEORY_PAGES:
         r = _browse(site, name)
         assert r["maths"] > 0 and r["laid_out"] == r["maths"], (name, r)
+        assert r["clipped"] == 0, (name, r)
