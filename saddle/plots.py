@@ -60,7 +60,8 @@ def save(fig, path: Path) -> list[Path]:
 # the first 36 series share marker and line style, and none of the first 90 colour and marker
 # (a line drawn over an equal one stays visible by its markers and dashes).
 MARKERS = ("o", "s", "D", "v", "P", "X", "<", ">", "h")
-LINESTYLES = ("-", "--", "-.", (0, (5, 1, 1, 1)))
+# ("--" is the fitted line's style and ":" theory's, so series lines use neither.)
+LINESTYLES = ("-", "-.", (0, (12, 3)), (0, (12, 2, 2, 2)))
 
 
 def series_style(i: int) -> dict:
@@ -68,10 +69,11 @@ def series_style(i: int) -> dict:
                 ls=LINESTYLES[i % len(LINESTYLES)])
 
 
-def _offsets(k: int, spread: float = 0.04) -> np.ndarray:
+def _offsets(k: int, spread: float = 0.04, span: float = 0.16) -> np.ndarray:
     """Multiplicative x offsets (log axes) that spread k series' points side by side, so equal
-    values do not hide one another; the largest offset is a few percent of a decade."""
-    return 10 ** (spread * (np.arange(k) - (k - 1) / 2))
+    values do not hide one another: ``spread`` decades apart, all within ``span`` decades."""
+    step = min(spread, span / max(k - 1, 1))
+    return 10 ** (step * (np.arange(k) - (k - 1) / 2))
 
 
 def _lower_bounds(ax, x, budget, style: dict, name: str):
@@ -213,7 +215,8 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
     fig, ax = plt.subplots(figsize=(7, 4.6))
     groups = _series_groups(df, series_cols)
     offs = _offsets(len(groups))
-    any_theory = any_cens = False
+    any_cens = False
+    theory_names: list[str] = []
     for i, (_, g) in enumerate(groups):
         st = series_style(i)
         s = summarize(g, by=["D"]).sort_values("D")
@@ -243,18 +246,21 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
             ax.plot(d, np.exp(fit["intercept"]) * d ** fit["exponent"], ls="--",
                     color=st["color"], lw=0.8, alpha=0.8, label="_nolegend_", gid=f"fit:{name}")
         shapes = g.groupby("D")[["m", "n"]].first().sort_index()
-        for j, (tname, vals) in enumerate(_theory_escape_values(first, shapes.index,
-                                                                shapes.to_numpy()).items()):
-            any_theory = True
-            ax.plot(shapes.index, vals, ls=":", color=st["color"], lw=1.2,
-                    label=f"theory: {tname}" if j < 3 else "_nolegend_", gid=f"theory:{tname}")
+        for tname, vals in _theory_escape_values(first, shapes.index,
+                                                 shapes.to_numpy()).items():
+            theory_names.append(tname)
+            ax.plot(shapes.index, vals, ls=":", color=st["color"], lw=1.2, label="_nolegend_",
+                    gid=f"theory:{tname}:{name}")
+    # One legend entry per theory result (each drawn in the colour of the series it is for).
+    for tname in dict.fromkeys(theory_names):
+        ax.plot([], [], ls=":", color="k", lw=1.2, label=f"theory: {tname}, in its series' colour")
     ax.set_xscale("log")
     _log_if_positive(ax)
     ax.set_xlabel("D = m·n (series offset slightly in D so that none hides another)")
     ax.set_ylabel("escape time (steps): KM median, 95% CI")
     parts = ["measured", "dashed: fit"]
-    if any_theory:
-        parts.append("dotted: theory bounds")
+    if theory_names:
+        parts.append("dotted: theory values")
     if any_cens:
         parts.append("hollow ↑: median beyond the budget (lower bound)")
     ax.set_title(title or "Escape time against dimension", fontsize=10)
@@ -468,8 +474,9 @@ def plot_trajectory(runs: pd.DataFrame, traces: pd.DataFrame, per_group: int = 3
     per optimizer (each with its own log time axis, so a long censored run does not squeeze
     another optimizer's escapes), the first ``per_group`` runs (by seed) per D in each.
 
-    Colour: D; line style: the run (seed); a censored run ends in a hollow marker at its
-    last step. Every drawn run has its own legend entry.
+    Colour: D; line style and width: the run (seed; the first wide and light, so an equal
+    later run drawn over it stays visible); a censored run ends in a hollow marker at its last
+    step. Every drawn run has its own legend entry.
     """
     plt = _plt()
     from .errors import SaddleInputError
@@ -496,7 +503,10 @@ def plot_trajectory(runs: pd.DataFrame, traces: pd.DataFrame, per_group: int = 3
                 a = np.abs(tr["escape_coordinate_0"].to_numpy(float))
                 state = "escaped" if r["escaped"] else "censored"
                 lab = f"D={D} seed {r['seed']} ({state})"
-                kw = dict(color=color, lw=1.1, ls=run_styles[j % len(run_styles)])
+                # The first run wide and light, later ones narrow on top: runs with the same
+                # path (e.g. a deterministic drift) stay visible as a dashed line on a band.
+                kw = dict(color=color, lw=2.6 if j == 0 else 1.0, alpha=0.5 if j == 0 else 1.0,
+                          ls=run_styles[j % len(run_styles)])
                 ax.plot(t, a, label=lab, gid=f"run:{method}:{lab}", **kw)
                 ax2.plot(t, tr["orthogonal_drift"], label="_nolegend_", **kw)
                 if not r["escaped"]:

@@ -217,7 +217,7 @@ def censoring_notes(dim: pd.DataFrame) -> list[str]:
         if frac >= HEAVY_CENSORING:
             out.append(f"{method}: {frac:.0%} of its {len(g)} dimension-sweep runs (after "
                        f"tuned-lr selection) are censored at the budget, so its medians are "
-                       f"lower bounds and its exponents are not measurements")
+                       f"mostly lower bounds and its exponents are flagged, not measurements")
     return out
 
 
@@ -602,36 +602,49 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
             figs.append((f"dimension_{proto}.png",
                          f"Measured: KM median escape time (95% CI) against D = n², protocol "
                          f"{proto}; dashed: fitted D^b (b and its bootstrap CI in the legend); "
-                         "dotted: theory bounds where their assumptions hold."))
+                         "dotted: theory values (bounds or estimates) where their assumptions "
+                         "hold; hollow arrows: medians beyond the budget, drawn as lower "
+                         "bounds at the budget; b flagged \"not a measurement\" is not drawn."))
     gap = a["frames"]["gap"]
     if not gap.empty:
         for noise in sorted(gap["noise"].unique()):
             sub = gap[gap["noise"] == noise]
             fig = plots.plot_gap(sub, "sigma", title=f"Escape against noise level, {noise} noise")
             plots.save(fig, out / f"gap_{noise}.png")
+            thr = plots.gap_thresholds_on_axis(select_tuned(sub), "sigma")
             figs.append((f"gap_{noise}.png",
                          f"Measured: KM median escape time and success rate against σ "
-                         f"({noise} noise), per optimizer and D."))
+                         f"({noise} noise), per method and D; hollow arrows: medians beyond "
+                         "the budget, drawn as lower bounds at the budget. " + (
+                             "Dotted: theory, the spiked-matrix (BBP) threshold per D, for the "
+                             "escape-direction signal θ = γ·radius (the runs start at the "
+                             "saddle)." if thr else "No theory threshold: the BBP result "
+                             "assumes iid noise entries, which this noise model does not "
+                             "have.")))
         mu = gap[gap["optimizer"] == "muon"]
         if mu["D"].nunique() > 1:
             fig = plots.plot_phase(mu, "sigma", "median", title="Muon: KM median over (D, σ)")
             plots.save(fig, out / "phase_muon.png")
             figs.append(("phase_muon.png", "Measured: Muon's KM median escape time over (D, σ) "
-                         "per noise model (white: median beyond the budget)."))
+                         "per noise model, one colour scale for all panels, each cell's value "
+                         "written in it (\"> budget\", blank: median beyond the budget)."))
     tr = a["frames"]["trajectories"]
     if not tr.empty and not a["traces"]["trajectories"].empty:
         fig = plots.plot_trajectory(tr, a["traces"]["trajectories"], per_group=2,
                                     title="Escape coordinate and orthogonal drift against t")
         plots.save(fig, out / "trajectories.png")
-        figs.append(("trajectories.png", "Measured: |a_t| (log scale) and orthogonal drift "
-                     "against t, two runs per optimizer and D; a straight climb on a log "
-                     "axis is exponential growth, a concave one is ballistic."))
+        figs.append(("trajectories.png", "Measured: |a_t| (top, log scale) and orthogonal "
+                     "drift (bottom) against t + 1 on a log axis, one column per method with "
+                     "its own time axis; two runs (the first two seeds) per method and D, each "
+                     "with its own legend entry (colour: D, line style: seed); a hollow circle "
+                     "ends a censored run."))
     ns = a["frames"]["ns_vs_polar"]
     if not ns.empty and ns["D"].nunique() > 1:
         fig = plots.plot_dimension(ns, "Newton-Schulz against exact polar Muon")
         plots.save(fig, out / "ns_vs_polar.png")
-        figs.append(("ns_vs_polar.png", "Measured: Muon escape time against D with 5-step NS "
-                     "and with the exact polar factor, per noise level σ; dashed: fits."))
+        figs.append(("ns_vs_polar.png", "Measured: Muon escape time against D, muon-ns (5-step "
+                     "Newton–Schulz) and muon-polar (exact polar factor), per noise level σ; "
+                     "dashed: fits (not drawn where b is flagged)."))
     if not a["drift"].empty:
         figs.append(_drift_figure(out, a["drift"], a["frames"]["coherence"],
                                   a["traces"]["coherence"]))
