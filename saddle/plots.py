@@ -130,9 +130,9 @@ def _label(row: dict, cols: list[str]) -> str:
         v = row[c]
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        if c == "orthogonalizer" and row.get("optimizer") is not None:
-            continue
-        if c == "optimizer":
+        if c == "orthogonalizer" and "optimizer" in cols:
+            continue  # printed as part of the method name
+        if c in ("optimizer", "orthogonalizer"):
             v = _method(row)
         parts.append(str(v) if c in ("optimizer", "orthogonalizer", "noise", "lr_protocol",
                                      "basis") else f"{c}={v}")

@@ -254,3 +254,14 @@ def test_report_figures_from_fabricated_results(tmp_path):
     drift = reproduce.drift_table(runs, traces)
     f = reproduce._drift_figure(tmp_path, drift, runs, traces)
     assert (tmp_path / f[0]).exists()
+
+
+def test_method_names_in_labels():
+    """Muon series are named muon-ns / muon-polar, as in the report, also when the optimizer
+    column does not vary."""
+    conds = [dict(optimizer="muon", orthogonalizer=o, m=n, n=n)
+             for o, n in itertools.product(["newton_schulz", "polar"], [16, 32, 64])]
+    fig = plots.plot_dimension(fabricate(conds))
+    names = sorted(ln.get_gid() for ln in _series_lines(fig.axes[0]))
+    assert names == ["series:muon-ns", "series:muon-polar"]
+    matplotlib.pyplot.close(fig)
