@@ -623,7 +623,8 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
                              "have.")))
         mu = gap[gap["optimizer"] == "muon"]
         if mu["D"].nunique() > 1:
-            fig = plots.plot_phase(mu, "sigma", "median", title="Muon: KM median over (D, σ)")
+            names = ", ".join(sorted({_optimizer_label(r) for r in mu.to_dict("records")}))
+            fig = plots.plot_phase(mu, "sigma", "median", title=f"{names}: KM median over (D, σ)")
             plots.save(fig, out / "phase_muon.png")
             figs.append(("phase_muon.png", "Measured: Muon's KM median escape time over (D, σ) "
                          "per noise model, one colour scale for all panels, each cell's value "
@@ -726,6 +727,12 @@ def _drift_figure(out: Path, drift: pd.DataFrame, runs: pd.DataFrame, traces: pd
             "(squares) escape directions, per method and D.")
 
 
+def _distinct_points(xs, ys):
+    """The distinct (x, y) pairs and how many times each occurs."""
+    pts, n = np.unique(np.column_stack([xs, ys]).astype(float), axis=0, return_counts=True)
+    return (pts[:, 0], pts[:, 1]), n
+
+
 def _bounds_figure(out: Path, a: dict):
     """Measured escape time against each theory value: one panel per theory result (results
     that apply to the same runs would hide one another in one panel). Escaped runs are
@@ -758,11 +765,16 @@ def _bounds_figure(out: Path, a: dict):
     for i, (name, res, xs, ys, cx, cy) in enumerate(panels):
         ax = axes.ravel()[i]
         color = f"C{i % 10}"
+        # Runs with equal (theory, measured) values would stack on one point: one marker per
+        # distinct point, its area proportional to the number of runs there.
         if xs:
-            ax.scatter(xs, ys, s=8, alpha=0.5, color=color, label=f"escaped ({len(xs)})")
+            (ux, uy), n = _distinct_points(xs, ys)
+            ax.scatter(ux, uy, s=8 * n, alpha=0.5, color=color,
+                       label=f"escaped ({len(xs)} runs; area ∝ runs)")
         if cx:
-            ax.scatter(cx, cy, s=18, marker="^", facecolors="none", edgecolors=color,
-                       label=f"censored: ≥ ({len(cx)})")
+            (ux, uy), n = _distinct_points(cx, cy)
+            ax.scatter(ux, uy, s=18 * n, marker="^", facecolors="none", edgecolors=color,
+                       label=f"censored: ≥ ({len(cx)} runs)")
         vals = np.asarray(xs + ys + cx + cy, float)
         vals = vals[np.isfinite(vals) & (vals > 0)]
         if vals.size:
