@@ -795,8 +795,9 @@ def _bounds_figure(out: Path, a: dict):
     save(fig, out / "bounds.png")
     return ("bounds.png", "Measured escape time of each run against the theory value for its "
             "config, one panel per theory result (upper bounds: points must lie below the "
-            "dotted line; lower bounds: above). Hollow triangles: runs censored at the budget "
-            "(escape time at least that).")
+            "dotted line; lower bounds: above); a marker's area is proportional to the runs at "
+            "that point. Hollow triangles: runs censored at the budget (escape time at least "
+            "that).")
 
 
 def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Path:
