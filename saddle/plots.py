@@ -362,14 +362,28 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
         thresholds = {0: (float(threshold), "given")} if math.isfinite(threshold) else {}
     else:
         thresholds = gap_thresholds_on_axis(df, x)
+    # Theory lines are vertical line collections, not Line2D: the axes' lines stay the
+    # measured series. Their legend entries are proxies added to the legend only.
+    from matplotlib.lines import Line2D
+
     dashes = [(0, (1, 1.5)), (0, (1, 3)), (0, (2, 2, 1, 2)), (0, (1, 1, 3, 1))]
-    for j, (D, (thr, what)) in enumerate(sorted(thresholds.items())):
-        lab = (f"theory: BBP threshold, D={D} ({what})" if D else "theory: threshold")
+    proxies = []
+    # One line per distinct threshold: D-free thresholds (opnorm noise) share one line.
+    merged: dict[float, tuple[list[int], str]] = {}
+    for D, (thr, what) in sorted(thresholds.items()):
+        key = float(f"{thr:.12g}")
+        merged.setdefault(key, ([], what))[0].append(D)
+    for j, (thr, (Ds, what)) in enumerate(sorted(merged.items())):
+        ds = ", ".join(str(d) for d in Ds if d)
+        lab = f"theory: BBP threshold, D={ds} ({what})" if ds else "theory: threshold"
+        ls = dashes[j % len(dashes)]
         for a in (ax, ax2):
-            a.axvline(thr, color="k", ls=dashes[j % len(dashes)], lw=1,
-                      label=lab if a is ax else "_nolegend_", gid=f"threshold:{D}")
-        if D:
-            ax2.text(thr, 0.5 + 0.2 * (j % 2), f" D={D}", fontsize=6, rotation=90,
+            for D in Ds:
+                a.vlines(thr, 0, 1, transform=a.get_xaxis_transform(), colors="k",
+                         linestyles=[ls], lw=1, label="_nolegend_", gid=f"threshold:{D}")
+        proxies.append(Line2D([], [], color="k", ls=ls, lw=1, label=lab))
+        if ds:
+            ax2.text(thr, 0.5 + 0.2 * (j % 2), f" D={ds}", fontsize=6, rotation=90,
                      va="center", ha="right")
     ax.set_xscale("log")
     for a in (ax, ax2):
@@ -386,8 +400,10 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
         parts.append("hollow ↑: median beyond the budget (lower bound)")
     ax.set_title(title or f"Escape time against {x}", fontsize=10, pad=14)
     ax.text(0.0, 1.01, "; ".join(parts), transform=ax.transAxes, fontsize=7, va="bottom")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    handles = ax.get_legend_handles_labels()[0] + proxies
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0)
     return fig
 
 

@@ -170,8 +170,9 @@ def test_gap_threshold_offsets_and_lower_bounds():
     a = [ln for ln in success if "adamw" in ln.get_gid()]
     assert not np.allclose(a[0].get_xdata(), a[1].get_xdata())
     # the promised theory threshold: one dotted line per D at sigma_c = gamma / D^(1/4)
-    thr = {ln.get_gid(): ln.get_xdata()[0] for ln in ax.get_lines()
-           if (ln.get_gid() or "").startswith("threshold:")}
+    thr = {c.get_gid(): c.get_segments()[0][0, 0] for c in ax.collections
+           if (c.get_gid() or "").startswith("threshold:")}
+    assert sum(t.startswith("theory: BBP threshold") for t in _legend_texts(ax)) == 2
     assert thr == pytest.approx({"threshold:1024": 0.1 / 1024 ** 0.25,
                                  "threshold:16384": 0.1 / 16384 ** 0.25})
     # AdamW at sigma = 1 never escapes: lower bounds at the budget
