@@ -177,7 +177,8 @@ def single_shape_medians(dim: pd.DataFrame) -> pd.DataFrame:
     s["shape"] = [f"{int(r.m)}×{int(r.n)}" for r in s.itertuples()]
     return s[["method", "lr_protocol", "noise", "shape", "runs", "escaped", "median",
               "median_low", "median_high", "max_steps"]].rename(
-                  columns={"median_low": "low", "median_high": "high", "max_steps": "budget"})
+                  columns={"median_low": "low", "median_high": "high", "max_steps": "budget"}
+              ).sort_values(["lr_protocol", "noise", "method", "shape"]).reset_index(drop=True)
 
 
 # An exponent is flagged (not dropped) when it rests on fewer than MIN_DIMS dimensions or when
