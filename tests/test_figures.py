@@ -266,3 +266,41 @@ def test_method_names_in_labels():
     names = sorted(ln.get_gid() for ln in _series_lines(fig.axes[0]))
     assert names == ["series:muon-ns", "series:muon-polar"]
     matplotlib.pyplot.close(fig)
+
+
+def test_bounds_figure_one_panel_per_result(tmp_path, monkeypatch):
+    """Two theory results that apply to the same runs get a panel each (in one panel the
+    second would hide the first); censored runs appear as markers."""
+
+    class Fake:
+        quantity, optimizer = "escape_time", None
+
+        def __init__(self, kind, value):
+            self.kind, self.value = kind, value
+
+        def applies_to(self, cfg):
+            return True
+
+        def assumptions_hold(self, cfg):
+            return True
+
+        def evaluate(self, cfg):
+            return self.value
+
+    monkeypatch.setattr(reproduce, "_theory_results",
+                        lambda: {"a_bound": Fake("upper", 200.0), "b_bound": Fake("upper", 200.0)})
+    runs = fabricate([dict(optimizer="sgd", m=16, n=16)], seeds=6,
+                     time=lambda cfg, seed: None if seed == 0 else 100 + seed)
+    frames = {name: pd.DataFrame() for name in reproduce.EXPERIMENTS}
+    frames["bounds"] = runs
+    captured = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: captured.setdefault("fig", fig))
+    name, _ = reproduce._bounds_figure(tmp_path, dict(frames=frames))
+    assert name == "bounds.png"
+    axes = [ax for ax in captured["fig"].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["a_bound (upper)", "b_bound (upper)"]
+    for ax in axes:
+        esc, cens = ax.collections[:2]
+        # five escaped runs at distinct times; the censored run at the budget
+        assert len(esc.get_offsets()) == 5
+        assert np.allclose(cens.get_offsets(), [[200.0, 400.0]])
