@@ -105,6 +105,18 @@ def test_nested_lists_stay_nested(site):
         assert _parse(html.read_text(encoding="utf-8")).max_depth >= 2, md
 
 
+def test_no_list_flattened_into_a_paragraph(site):
+    """A list written without the blank line Python-Markdown needs before it ends up as
+    "...: - a; - b" inside one paragraph."""
+    flat = re.compile(r"[:;,.]\s+(?:-|\d+\.)\s+\S")
+    for page in site.rglob("index.html"):
+        if page.parent.name == "api":
+            continue
+        for m in re.finditer(r"<p>(.*?)</p>", page.read_text(encoding="utf-8"), re.S):
+            text = re.sub(r"<[^>]+>", "", m.group(1))
+            assert not flat.search(text), (str(page.relative_to(site)), text[:200])
+
+
 def test_findings_figures_present(site):
     imgs = _parse(_page(site, "findings")).images
     assert len(imgs) >= 5
