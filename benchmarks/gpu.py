@@ -25,7 +25,7 @@ import numpy as np
 
 from saddle import Config, engine
 
-from .suite import _median_time
+from .common import BANDWIDTH_COLUMNS, bandwidth_cells, median_time, ms, num, section_table
 
 GPU_SIZES = (1024, 2048, 4096)
 STEPS = 20
@@ -36,7 +36,7 @@ def _ns_flops(n: int, steps: int = 5) -> float:
 
 
 def _median_s(fn, repeats: int = STEPS, warmup: int = 3) -> float:
-    return _median_time(fn, repeats, warmup)
+    return median_time(fn, repeats, warmup)
 
 
 def _matmul_rate(n: int, dtype, chain: int = 10) -> float:
@@ -228,8 +228,6 @@ def bench_gpu(quick: bool = False) -> list[dict]:
 
 
 def print_gpu_table(rows: list[dict], console, kind: str | None = None) -> None:
-    from .suite import BANDWIDTH_COLUMNS, bandwidth_cells, ms, num, section_table
-
     kind = kind or jax.devices()[0].device_kind
     section_table(
         console, rows, "G1",

@@ -215,26 +215,28 @@ def bench_size(n: int, repeats: int, seed: int = 0) -> dict:
     assert err < 1e-3, ("jax.scipy dctn vs library", err)
 
     timed = time_round_robin({**rotations, **steps}, repeats)
+    return dict(n=n, timings=timed, ratios=_ratios(timed, "median_s"),
+                ratios_min=_ratios(timed, "min_s"))
 
-    def ratios_of(stat):
-        t = {k: v[stat] for k, v in timed.items()}
-        floor = t["floor: rfft2 + irfft2"]
-        return {
-            "fastest structured": min(("structured dct", "structured hadamard"), key=t.get),
-            "structured dct / rfft floor": t["structured dct"] / floor,
-            "structured hadamard / rfft floor": t["structured hadamard"] / floor,
-            "structured dct / scipy dctn floor": t["structured dct"]
-            / t["floor: scipy dctn + idctn"],
-            "dense haar / structured dct (rotation)": t["dense haar"] / t["structured dct"],
-            "step structured dct / coherent": t["step: structured dct"] / t["step: coherent"],
-            "step structured hadamard / coherent": t["step: structured hadamard"]
-            / t["step: coherent"],
-            "step dense haar / coherent": t["step: dense haar"] / t["step: coherent"],
-            "step dense haar / structured dct": t["step: dense haar"]
-            / t["step: structured dct"],
-        }
 
-    return dict(n=n, timings=timed, ratios=ratios_of("median_s"), ratios_min=ratios_of("min_s"))
+def _ratios(timed: dict, stat: str) -> dict:
+    """The rows' ratios (structured against its floors, against coherent and dense Haar)."""
+    t = {k: v[stat] for k, v in timed.items()}
+    floor = t["floor: rfft2 + irfft2"]
+    return {
+        "fastest structured": min(("structured dct", "structured hadamard"), key=t.get),
+        "structured dct / rfft floor": t["structured dct"] / floor,
+        "structured hadamard / rfft floor": t["structured hadamard"] / floor,
+        "structured dct / scipy dctn floor": t["structured dct"]
+        / t["floor: scipy dctn + idctn"],
+        "dense haar / structured dct (rotation)": t["dense haar"] / t["structured dct"],
+        "step structured dct / coherent": t["step: structured dct"] / t["step: coherent"],
+        "step structured hadamard / coherent": t["step: structured hadamard"]
+        / t["step: coherent"],
+        "step dense haar / coherent": t["step: dense haar"] / t["step: coherent"],
+        "step dense haar / structured dct": t["step: dense haar"]
+        / t["step: structured dct"],
+    }
 
 
 def machine_info() -> dict:

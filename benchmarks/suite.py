@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -35,21 +33,12 @@ import numpy as np
 
 from saddle import Config, engine, prng
 
+from .common import BANDWIDTH_COLUMNS, bandwidth_cells, median_time, ms, section_table
+from .gpu import bench_gpu, print_gpu_table
 from .sections import parse_sections
 
 ELEMENTWISE = ("adamw", "sgd", "sign_descent", "normalized_gd", "mano")
 ALL = ("adamw", "muon", "mano", "sgd", "sign_descent", "normalized_gd")
-
-
-def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # --- A: element-wise batch -----------------------------------------------------------------
@@ -104,7 +93,7 @@ def _copy_bandwidth(per_thread: int) -> float:
     slabs = np.ones((threads, per), np.float32)
     reps = max(1, int(2e8 // (per * threads)))
     stream(slabs, 1)
-    t = _median_time(lambda: stream(slabs, reps), 3)
+    t = median_time(lambda: stream(slabs, reps), 3)
     return 2 * 4 * per * threads * reps / t
 
 
@@ -117,7 +106,7 @@ def _jax_normal_rate(size: int, draws: int) -> float:
         return acc + jax.vmap(lambda k: prng.normal(k, t, shape, jnp.float32))(keys)
 
     f = jax.jit(lambda: jax.lax.fori_loop(0, draws, body, jnp.zeros((16,) + shape, jnp.float32)))
-    t = _median_time(f, 3)
+    t = median_time(f, 3)
     return draws * size / t
 
 
@@ -197,7 +186,7 @@ def _ns_flops(m: int, n: int, steps: int = 5) -> float:
 def _matmul_rate(n: int) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     f = jax.jit(lambda a: a @ a)
-    t = _median_time(lambda: f(a), 10 if n < 1024 else 5)
+    t = median_time(lambda: f(a), 10 if n < 1024 else 5)
     return 2 * n**3 / t
 
 
@@ -206,7 +195,7 @@ def _update_time(opt, shape, dtype=jnp.float32, repeats=10) -> float:
     G = jax.random.normal(jax.random.key(2), shape, dtype)
     state = opt.init(W)
     f = jax.jit(opt.update)
-    return _median_time(lambda: f(G, state, W)[0], repeats)
+    return median_time(lambda: f(G, state, W)[0], repeats)
 
 
 def bench_muon(quick: bool) -> list[dict]:
@@ -283,8 +272,6 @@ def run(quick: bool = False, sections: str | None = None) -> dict:
         cpu_count=__import__("os").cpu_count(),
         quick=quick,
     )
-    from .gpu import bench_gpu
-
     sections = sections or default_sections()
     info["device_kind"] = jax.devices()[0].device_kind
     rows: list[dict] = []
@@ -293,38 +280,6 @@ def run(quick: bool = False, sections: str | None = None) -> dict:
         if sec in sections:
             rows.extend(fn(quick))
     return dict(info=info, rows=rows)
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
-
-
-def num(x, fmt: str) -> str:
-    return "-" if x is None else format(x, fmt)
-
-
-def section_table(console, rows: list[dict], section: str, title, columns, cells) -> None:
-    """Print the rows of one section as a table: ``title`` may be a function of the first
-    row, ``cells(row)`` gives a row's strings in the order of ``columns``."""
-    from rich.table import Table
-
-    sel = [r for r in rows if r["section"] == section]
-    if not sel:
-        return
-    t = Table(title=title(sel[0]) if callable(title) else title)
-    for col in columns:
-        t.add_column(col)
-    for r in sel:
-        t.add_row(*cells(r))
-    console.print(t)
-
-
-def bandwidth_cells(r: dict) -> list[str]:
-    return [r["optimizer"], str(r["n"]), ms(r["step_s"]), ms(r["floor_s"]),
-            f"{r['ratio_to_floor']:.2f}", f"{r['copy_gb_per_s']:.1f}"]
-
-
-BANDWIDTH_COLUMNS = ("optimizer", "n", "step ms", "floor ms", "x floor", "copy GB/s")
 
 
 def print_table(result: dict, console=None) -> None:
@@ -360,8 +315,6 @@ def print_table(result: dict, console=None) -> None:
         ("optimizer", "n", "basis", "backend", "steps/s", "compile s"),
         lambda r: [r["optimizer"], str(r["n"]), r["basis"], r["backend"],
                    f"{r['steps_per_s']:.1f}", f"{r['compile_s']:.2f}"])
-    from .gpu import print_gpu_table
-
     print_gpu_table(rows, console, info.get("device_kind"))
 
 

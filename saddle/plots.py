@@ -149,9 +149,9 @@ def _errorbars(ax, x, med, lo, hi, **kw):
 
 
 def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list]:
-    """Escape-time bounds from theory/ along a dimension series (empty if none apply)."""
+    """Escape-time bounds from saddle/theory/ along a dimension series (empty if none apply)."""
     try:
-        import theory
+        from . import theory
     except ImportError:
         return {}
     results = getattr(theory, "RESULTS", None)
@@ -301,7 +301,7 @@ def gap_thresholds_on_axis(df: pd.DataFrame, x: str) -> dict[int, tuple[float, s
     if x != "sigma" or df.empty:
         return {}
     try:
-        from theory import BBP_THRESHOLD
+        from .theory import BBP_THRESHOLD
     except ImportError:
         return {}
     out = {}

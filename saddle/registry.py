@@ -17,12 +17,15 @@ specs and the documentation table follow a new component without further edits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from .fields import FieldSpec
 
-__all__ = ["Component", "Registry", "LANDSCAPES", "NOISES", "OPTIMIZERS", "FAMILIES"]
+__all__ = ["Component", "Registry", "LANDSCAPES", "NOISES", "OPTIMIZERS", "FAMILIES",
+           "import_submodules"]
 
 
 class Component:
@@ -34,6 +37,8 @@ class Component:
     static: ClassVar[tuple[str, ...]] = ()
     traced: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
+    # The family's default choice (one component per family sets it).
+    is_default: ClassVar[bool] = False
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -61,9 +66,8 @@ class Component:
 class Registry:
     """The registered components of one family, by name, in registration order."""
 
-    def __init__(self, family: str, default: str, help: str):
+    def __init__(self, family: str, help: str):
         self.family = family  # also the config field that chooses the component
-        self.default = default
         self.help = help
         self._specs: dict[str, Component] = {}
         self.version = 0  # bumped on every change, so derived tables can be cached
@@ -96,6 +100,11 @@ class Registry:
     def __iter__(self) -> Iterator[Component]:
         return iter(self._specs.values())
 
+    @property
+    def default(self) -> str | None:
+        """The name of the component that declares itself the family's default."""
+        return next((s.name for s in self._specs.values() if s.is_default), None)
+
     def names(self) -> tuple[str, ...]:
         return tuple(self._specs)
 
@@ -108,7 +117,15 @@ class Registry:
         return out
 
 
-LANDSCAPES = Registry("landscape", "spectral", "landscape family")
-NOISES = Registry("noise", "isotropic", "gradient noise model")
-OPTIMIZERS = Registry("optimizer", "muon", "optimizer")
+LANDSCAPES = Registry("landscape", "landscape family")
+NOISES = Registry("noise", "gradient noise model")
+OPTIMIZERS = Registry("optimizer", "optimizer")
 FAMILIES = (LANDSCAPES, NOISES, OPTIMIZERS)
+
+
+def import_submodules(package: str, path: Iterable[str]) -> None:
+    """Import every module of a component package, in name order, so that a component is
+    registered by adding its file alone. (Modules that define no component, such as shared
+    helpers, are imported too; that is harmless.)"""
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        importlib.import_module(f"{package}.{info.name}")

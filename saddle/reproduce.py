@@ -227,7 +227,7 @@ def censoring_notes(dim: pd.DataFrame) -> list[str]:
 
 def _theory_results():
     try:
-        import theory
+        from . import theory
     except ImportError:
         return {}
     return dict(getattr(theory, "RESULTS", {}) or {})
@@ -808,7 +808,7 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
     lines.append(f"Generated {date} by `saddle reproduce{' --quick' if quick else ''}` on "
                  f"{platform.machine()} ({_device()}). Every number below is computed from the "
                  "Parquet results in `results/` by `saddle.reproduce`; theory values come from "
-                 "`theory/` and are labelled as theory.\n")
+                 "`saddle/theory/` and are labelled as theory.\n")
     lines.append("## Experiments\n")
     rows = []
     for name, info in run_info.items():
@@ -902,7 +902,7 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
     lines.append(md_table(a["drift"], 3))
     lines.append("\n## Bound checks (measured against theory)\n")
     if a["bound_checks"].empty:
-        lines.append("_No escape-time result of `theory/` applied to these runs._\n")
+        lines.append("_No escape-time result of `saddle/theory/` applied to these runs._\n")
     else:
         lines.append("ratio = measured escape time ÷ theory value; a violation is an escape "
                      "outside the bound (or, for an upper bound, no escape within a budget "

@@ -114,3 +114,13 @@ def test_numba_results_are_bit_identical_across_processes():
     outs |= {p.communicate(timeout=300)[0].strip() for p in procs}
     assert first.returncode == 0 and all(p.returncode == 0 for p in procs)
     assert len(outs) == 1, outs
+
+
+def test_optimizer_specs_name_the_kernels_codes():
+    """Each optimizer spec with a numba form names the kernel's code for that optimizer."""
+    from saddle.kernels import elementwise as ew
+    from saddle.registry import OPTIMIZERS
+
+    codes = {o.name: o.numba_code for o in OPTIMIZERS if o.numba_code is not None}
+    assert codes == {"adamw": ew.ADAMW, "sgd": ew.SGD, "sign_descent": ew.SIGN_DESCENT,
+                     "normalized_gd": ew.NORMALIZED_GD, "mano": ew.MANO}

@@ -405,9 +405,6 @@ def test_muon_bf16_newton_schulz_option(shape):
         muon(ns_dtype=jnp.int32)
 
 
-def test_muon_rejects_non_matrices():
-    with pytest.raises(ValueError, match="2-D"):
-        muon().init(jnp.zeros(5))
 
 
 def test_one_compile_across_hyperparameter_values_and_vmap_over_learning_rates():
@@ -436,3 +433,169 @@ def test_drop_into_an_optax_chain():
     W = jnp.zeros((5, 5))
     u, _ = opt.update(jnp.ones((5, 5)) * 100, opt.init(W), W)
     assert u.shape == (5, 5) and bool(jnp.isfinite(u).all())
+
+
+# --- Pytrees: matrix leaves and the element-wise fallback (muon, mano) -----------------
+
+MATRIX_METHODS = {
+    "muon": lambda lr, **kw: muon(lr, **kw),
+    "muon_polar": lambda lr, **kw: muon(lr, orthogonalizer="polar", **kw),
+    "mano": lambda lr, **kw: mano(lr, weight_decay=0.1, **kw),
+    "mano_v2": lambda lr, **kw: mano(lr, variant="v2", **kw),
+}
+
+
+def layer_tree(dtype=jnp.float64, seed=20):
+    """Parameters of every kind: two matrices, a bias, a scalar and a 3-D kernel."""
+    rng = np.random.default_rng(seed)
+    shapes = {"w1": (6, 4), "b1": (6,), "w2": (3, 6), "scale": (), "kernel": (2, 3, 2)}
+    return {k: jnp.asarray(rng.standard_normal(v), dtype) for k, v in shapes.items()}
+
+
+def tree_grads(params, steps, seed=21):
+    rng = np.random.default_rng(seed)
+    return [jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape), p.dtype), params)
+            for _ in range(steps)]
+
+
+def run_tree(opt, params, grads):
+    """``run`` for a parameter tree: the iterates after each of the updates, jitted."""
+
+    def step(carry, g):
+        p, state = carry
+        u, state = opt.update(g, state, p)
+        p = jax.tree.map(jnp.add, p, u)
+        return (p, state), p
+
+    stacked = jax.tree.map(lambda *gs: jnp.stack(gs), *grads)
+    _, traj = jax.jit(lambda p, gs: jax.lax.scan(step, (p, opt.init(p)), gs))(params, stacked)
+    return traj  # a tree of stacked iterates
+
+
+MATRIX_KEYS = ("w1", "w2")
+OTHER_KEYS = ("b1", "scale", "kernel")
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX_METHODS))
+def test_matrix_leaves_get_the_matrix_update_and_the_rest_adamw(name):
+    """In a tree, each matrix follows the trajectory of the matrix method run on it alone;
+    vectors, scalars and 3-D leaves follow our adamw (same learning rate, b1 0.9, b2 0.999,
+    eps 1e-8, no weight decay) run on them alone."""
+    lr = 0.01
+    params = layer_tree()
+    grads = tree_grads(params, 12)
+    traj = run_tree(MATRIX_METHODS[name](lr), params, grads)
+    for key in MATRIX_KEYS:
+        alone = run(MATRIX_METHODS[name](lr), params[key], [g[key] for g in grads])
+        np.testing.assert_array_equal(np.asarray(traj[key]), np.asarray(jnp.stack(alone)))
+    others = {k: params[k] for k in OTHER_KEYS}
+    ref = run_tree(adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0), others,
+                   [{k: g[k] for k in OTHER_KEYS} for g in grads])
+    for key in OTHER_KEYS:
+        np.testing.assert_array_equal(np.asarray(traj[key]), np.asarray(ref[key]))
+
+
+@pytest.mark.parametrize("factory", [muon, mano])
+def test_fallback_state_and_momentum_layout(factory):
+    W = jnp.ones((4, 3))
+    single = factory().init(W)
+    # A single matrix: the state of a plain matrix method, with no fallback state.
+    assert single.fallback is None and single.mu.shape == (4, 3)
+    state = factory().init(layer_tree())
+    assert set(k for k, v in state.mu.items() if isinstance(v, optax.MaskedNode)) == set(
+        OTHER_KEYS)
+    assert state.mu["w1"].shape == (6, 4)
+    fb_mu = state.fallback.mu  # the default fallback: our AdamW, over the other leaves only
+    assert {k for k, v in fb_mu.items() if not isinstance(v, optax.MaskedNode)} == set(OTHER_KEYS)
+
+
+@pytest.mark.parametrize("factory", [muon, mano])
+def test_fallback_is_configurable(factory):
+    params = layer_tree()
+    g = tree_grads(params, 1)[0]
+    # Any optax transformation: plain SGD on the non-matrix leaves.
+    opt = factory(0.01, fallback=optax.sgd(0.5))
+    u, _ = opt.update(g, opt.init(params), params)
+    for key in OTHER_KEYS:
+        np.testing.assert_allclose(u[key], -0.5 * g[key], rtol=1e-15)
+    ref, _ = factory(0.01).update(g, factory(0.01).init(params), params)
+    for key in MATRIX_KEYS:
+        np.testing.assert_array_equal(u[key], ref[key])
+    # The default AdamW's own learning rate: its first step is -lr * sign(g) (up to eps).
+    opt = factory(0.01, fallback_learning_rate=0.3)
+    u, _ = opt.update(g, opt.init(params), params)
+    np.testing.assert_allclose(u["b1"], -0.3 * np.sign(g["b1"]), rtol=1e-6)
+    with pytest.raises(ValueError, match="fallback_learning_rate"):
+        factory(fallback=optax.sgd(0.1), fallback_learning_rate=0.1)
+    with pytest.raises(TypeError, match="fallback"):
+        factory(fallback="adam")
+
+
+# --- Learning-rate schedules -----------------------------------------------------------
+
+SCHEDULED = {
+    "adamw": lambda lr: adamw(lr, weight_decay=0.1),
+    "muon": lambda lr: muon(lr, weight_decay=0.1),
+    "mano": lambda lr: mano(lr, weight_decay=0.1),
+    "mano_v2": lambda lr: mano(lr, variant="v2"),
+    "sgd": lambda lr: sgd(lr, 0.9, nesterov=True, weight_decay=0.1),
+    "sign_descent": lambda lr: sign_descent(lr, 0.5),
+    "normalized_gd": lambda lr: normalized_gd(lr, 0.5),
+}
+
+
+def updates_at_fixed_params(opt, params, grads):
+    """The updates of a gradient stream at fixed parameters (so that only the rate varies)."""
+    state = opt.init(params)
+    out = []
+    update = jax.jit(opt.update)
+    for g in grads:
+        u, state = update(g, state, params)
+        out.append(u)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULED))
+def test_a_constant_schedule_equals_the_fixed_learning_rate(name):
+    params = layer_tree() if name in ("muon", "mano", "mano_v2") else layer_tree()["w1"]
+    grads = tree_grads(params, 6)
+    fixed = updates_at_fixed_params(SCHEDULED[name](0.02), params, grads)
+    sched = updates_at_fixed_params(SCHEDULED[name](optax.constant_schedule(0.02)), params,
+                                    grads)
+    for a, b in zip(fixed, sched, strict=True):
+        jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)),
+                     a, b)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULED))
+def test_update_k_uses_the_schedule_at_k(name):
+    """Every update is linear in the rate and its state does not depend on it, so at fixed
+    parameters update k of a schedule is schedule(k) times update k at rate 1 (optax's
+    convention: the first update uses schedule(0)). Fallback leaves follow it too."""
+    schedule = optax.linear_schedule(0.05, 0.01, transition_steps=4, transition_begin=1)
+    params = layer_tree() if name in ("muon", "mano", "mano_v2") else layer_tree()["w1"]
+    grads = tree_grads(params, 7)
+    unit = updates_at_fixed_params(SCHEDULED[name](1.0), params, grads)
+    sched = updates_at_fixed_params(SCHEDULED[name](schedule), params, grads)
+    for k, (a, b) in enumerate(zip(unit, sched, strict=True)):
+        eta = float(schedule(jnp.int32(k)))  # the state's count is int32
+        jax.tree.map(lambda x, y, eta=eta: np.testing.assert_allclose(y, eta * x, rtol=1e-12,
+                                                                      atol=1e-15), a, b)
+    assert [float(schedule(k)) for k in (0, 1, 3, 5, 6)] == pytest.approx(
+        [0.05, 0.05, 0.03, 0.01, 0.01])
+
+
+def test_a_scheduled_update_compiles_once_across_steps():
+    traces = []
+    opt = muon(optax.cosine_decay_schedule(0.02, 100))
+
+    def step(params, state, g):
+        traces.append(1)
+        return opt.update(g, state, params)
+
+    f = jax.jit(step)
+    params = layer_tree(jnp.float32)
+    state = opt.init(params)
+    for g in tree_grads(params, 3):
+        u, state = f(params, state, g)
+    assert len(traces) == 1 and int(state.count) == 3 and int(state.fallback.count) == 3

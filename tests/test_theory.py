@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import theory
-from saddle import Config
+from saddle import Config, theory
 from saddle.simulate import simulate
-from theory import resolvent
-from theory.diagnostics import gap_diagnostic, trajectory_rho
-from theory.muon import ballistic_bound, certify
-from theory.newton_schulz import (
+from saddle.theory import resolvent
+from saddle.theory.diagnostics import gap_diagnostic, trajectory_rho
+from saddle.theory.muon import ballistic_bound, certify
+from saddle.theory.newton_schulz import (
     composed_polynomial,
     critical_points,
     ns_max_output,
@@ -29,9 +28,9 @@ from theory.newton_schulz import (
     ns_range,
     phi_expr,
 )
-from theory.polar import alignment_lower, ns_alignment_lower, polar_np
-from theory.sgd import SGD_MEAN, SGD_SD, ell, simulate_linear_sgd, vee
-from theory.spiked import bbp_threshold, outlier, overlaps
+from saddle.theory.polar import alignment_lower, ns_alignment_lower, polar_np
+from saddle.theory.sgd import SGD_MEAN, SGD_SD, ell, simulate_linear_sgd, vee
+from saddle.theory.spiked import bbp_threshold, outlier, overlaps
 
 NS = (3.4445, -4.7750, 2.0315)
 
@@ -738,7 +737,7 @@ def test_docs_pages_hold_the_generated_latex():
 def test_replayed_trajectory_steps_obey_alignment_bound(orth, m, n, basis, sigma):
     from saddle.optimizers import newton_schulz_range
     from saddle.optimizers._muon import muon_scale
-    from theory.diagnostics import replay_muon
+    from saddle.theory.diagnostics import replay_muon
 
     cfg = _muon_cfg(orth, m, n, sigma=sigma, basis=basis, max_steps=200)
     ks = muon_scale((m, n), "keller")
@@ -776,7 +775,7 @@ def test_noise_facts_bounds_hold_on_the_engine_noise(kind):
     import jax.numpy as jnp
 
     from saddle.noise import generator, make_noise
-    from theory.noise_facts import noise_facts
+    from saddle.theory.noise_facts import noise_facts
 
     cfg = Config.from_dict(m=24, n=16, noise=kind, sigma=0.3, basis="coherent", noise_rank=2
                            if kind == "lowrank" else None, dtype="float64")

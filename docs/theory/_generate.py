@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-import theory  # noqa: E402
+from saddle import theory  # noqa: E402
 
 BEGIN, END = "<!-- formulas:begin -->", "<!-- formulas:end -->"
 

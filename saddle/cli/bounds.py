@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def bounds_for(config, include_all: bool = False) -> list[dict]:
     """The JSON objects of ``saddle bounds --json`` for a config."""
-    import theory
+    from .. import theory
 
     results = list(theory.RESULTS.values()) if include_all else theory.applicable(config)
     out = []

@@ -24,7 +24,7 @@ def register(sub) -> None:
                    "noise_rank, init_escape that varies)")
     p.add_argument("--metric", default="median", help="phase: median (default) or success_rate")
     p.add_argument("--threshold", default=None, metavar="X",
-                   help="gap: mark this x value as the threshold (default: from theory/)")
+                   help="gap: mark this x value as the threshold (default: from saddle/theory/)")
     p.add_argument("--runs", default="3", metavar="K", help="trajectory: runs per group")
     p.add_argument("--output", default=None, metavar="FILE.png",
                    help="where to write (default: DIR/plots/<kind>.png, plus .svg)")

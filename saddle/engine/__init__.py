@@ -16,8 +16,7 @@ recompiles. The engine calls the components only through their specs and interfa
 """
 
 from .batch import compile_count, run_batch
-from .loop import CENSORED, DIVERGED, ESCAPED, RUNNING
-from .output import SIGNAL_LOST_FRACTION, BatchOutput
+from .output import CENSORED, DIVERGED, ESCAPED, RUNNING, SIGNAL_LOST_FRACTION, BatchOutput
 from .problem import Problem, build_problem, shared_arrays
 from .step import RunState, StepInfo, StepKey, init_state, run_keys, step
 from .structure import (

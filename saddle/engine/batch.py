@@ -19,8 +19,8 @@ import numpy as np
 
 from ..config import Config
 from ..numerics import dtype_of, x64_enabled
-from .loop import RUNNING, programs
-from .output import BatchOutput, lost_fraction
+from .loop import programs
+from .output import RUNNING, BatchOutput, lost_fraction
 from .problem import shared_arrays
 from .structure import Structure, block_size, scalars_of, shared_arrays_key, structure_of
 from .trace import concat_traces, rows_to_trace

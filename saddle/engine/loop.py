@@ -17,14 +17,13 @@ import jax.numpy as jnp
 
 from ..numerics import dtype_of
 from ..reduce import tree_sum
+from .output import CENSORED, DIVERGED, ESCAPED, RUNNING
 from .problem import build_problem
 from .step import RunState, StepKey, init_state, run_keys, step
 from .structure import Structure
 from .trace import TRACE_FIELDS, trace_row
 
-__all__ = ["RUNNING", "ESCAPED", "DIVERGED", "CENSORED", "Carry", "programs"]
-
-RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
+__all__ = ["Carry", "programs"]
 
 
 class Carry(NamedTuple):

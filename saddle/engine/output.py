@@ -6,7 +6,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["BatchOutput", "lost_fraction", "SIGNAL_LOST_FRACTION"]
+__all__ = ["BatchOutput", "lost_fraction", "SIGNAL_LOST_FRACTION", "RUNNING", "ESCAPED",
+           "DIVERGED", "CENSORED"]
+
+# A run's status, in the JAX loop, the numba kernels and a BatchOutput.
+RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
 
 # A run whose escape-direction updates were lost to rounding (W + U moved the first escape
 # coordinate by less than half, or more than 1.5x, of the update's own component) in at

@@ -8,8 +8,10 @@ noise from its own xoshiro256** stream (:mod:`saddle.kernels.rng`), so a run's r
 depends only on its config and seed.
 
 Supported: AdamW, SGD (heavy ball, Nesterov), sign descent, normalized GD (two passes per
-step) and Mano v1/v2 (three passes), with ``none``, ``isotropic``, ``opnorm`` and
-``kronecker`` noise. Anything else runs on the JAX engine.
+step) and Mano v1/v2 (three passes), with Gaussian noise scaled per row (``none``,
+``isotropic``, ``opnorm``, ``kronecker``). The component specs decide what comes here: an
+optimizer spec's ``numba_code`` is one of the codes below, a noise spec sets ``numba``.
+Anything else runs on the JAX engine.
 
 The step semantics match the JAX engine exactly: iteration t checks the criteria on W_t
 (escape only for t >= 1), then takes step t + 1. The random streams differ from JAX's, so
@@ -23,12 +25,14 @@ import math
 import numba as nb
 import numpy as np
 
+from ..engine.output import CENSORED, DIVERGED, ESCAPED, RUNNING
 from .rng import ZIG_FN, ZIG_KN, ZIG_WN, fill_normal, seed_state
 
-__all__ = ["OPT_CODES", "SCALARS", "run_block", "supported", "compiled"]
+__all__ = ["ADAMW", "SGD", "SIGN_DESCENT", "NORMALIZED_GD", "MANO", "SCALARS", "run_block",
+           "compiled"]
 
-OPT_CODES = {"adamw": 0, "sgd": 1, "sign_descent": 2, "normalized_gd": 3, "mano": 4}
-NOISES = ("none", "isotropic", "opnorm", "kronecker")
+# The optimizer codes run_block takes (an optimizer spec's numba_code).
+ADAMW, SGD, SIGN_DESCENT, NORMALIZED_GD, MANO = 0, 1, 2, 3, 4
 # Columns of the per-run scalar table.
 SCALARS = (
     "learning_rate",
@@ -47,17 +51,7 @@ SCALARS = (
     "loss_drop",
     "max_loss",
 )
-RUNNING, ESCAPED, DIVERGED, CENSORED = 0, 1, 2, 3
 _STREAM_INIT, _STREAM_NOISE = 1, 2
-
-
-def supported(structure) -> bool:
-    """Whether a :class:`saddle.engine.Structure` can run on these kernels."""
-    return (
-        structure.coherent
-        and structure.optimizer in OPT_CODES
-        and structure.noise in NOISES
-    )
 
 
 @nb.njit(cache=True)
@@ -240,6 +234,184 @@ def _row_stats(W, w_star, lam, half, nsq):
     return half, nsq
 
 
+# The optimizer steps. Each takes W_t to W_{t+1} in place, given this step's noise in
+# ``noise`` (flat, row-major) and qsq = kappa ||X_t||^2 in W's dtype, and returns
+# (u00, half, nsq): the update's escape component -(W_{t+1} - W_t)[0, 0] as the optimizer
+# computed it, and sum(lam x^2) and ||x||^2 of the new iterate (x = W_{t+1} - W*), float64.
+# The scalars come from the run's row of SCALARS (float64) and are cast to W's dtype here.
+
+
+@nb.njit(**_ROW)
+def _adamw_step(W, w_star, lam, m1, m2, noise, row_mult, qsq, sc, count):
+    m, n = W.shape
+    dt = W.dtype.type
+    b1, b2 = sc[1], sc[2]
+    lr, b1_, b2_, eps, wd = dt(sc[0]), dt(b1), dt(b2), dt(sc[3]), dt(sc[4])
+    bc1 = dt(1.0 - b1**count)
+    bc2 = dt(1.0 - b2**count)
+    w00 = W[0, 0]
+    half = 0.0
+    nsq = 0.0
+    for i in range(m):
+        _adamw_row(W[i], w_star[i], lam[i], m1[i], m2[i], noise[i * n:(i + 1) * n],
+                   row_mult[i], qsq, b1_, b2_, bc1, bc2, eps, lr, wd)
+        half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
+    u00 = lr * ((m1[0, 0] / bc1) / (np.sqrt(m2[0, 0] / bc2) + eps) + wd * w00)
+    return u00, half, nsq
+
+
+@nb.njit(**_ROW)
+def _momentum_step(W, w_star, lam, m1, noise, row_mult, qsq, sc, nesterov, sign):
+    """SGD (heavy ball or Nesterov), or sign descent when ``sign``."""
+    m, n = W.shape
+    dt = W.dtype.type
+    lr, wd, mom = dt(sc[0]), dt(sc[4]), dt(sc[5])
+    w00 = W[0, 0]
+    half = 0.0
+    nsq = 0.0
+    for i in range(m):
+        _momentum_row(W[i], w_star[i], lam[i], m1[i], noise[i * n:(i + 1) * n],
+                      row_mult[i], qsq, mom, lr, wd, nesterov, sign)
+        half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
+    M0 = m1[0, 0]
+    if not sign:
+        x0 = w00 - w_star[0, 0]
+        g0 = lam[0, 0] * x0 + qsq * x0 + row_mult[0] * noise[0]
+        d0 = g0 + mom * M0 if nesterov else M0
+    else:
+        d0 = dt(np.sign(M0))
+    return lr * (d0 + wd * w00), half, nsq
+
+
+@nb.njit(**_ROW)
+def _normalized_step(W, w_star, lam, m1, noise, row_mult, qsq, sc):
+    """Normalized GD: the momentum's norm needs a pass of its own before the update."""
+    m, n = W.shape
+    dt = W.dtype.type
+    lr, wd, mom = dt(sc[0]), dt(sc[4]), dt(sc[5])
+    eps = sc[3]
+    w00 = W[0, 0]
+    nrm = 0.0
+    for i in range(m):
+        rm = row_mult[i]
+        for j in range(n):
+            x = W[i, j] - w_star[i, j]
+            g = lam[i, j] * x + qsq * x + rm * noise[i * n + j]
+            M = mom * m1[i, j] + g
+            m1[i, j] = M
+            nrm += float(M) * float(M)
+    inv = dt(1.0 / max(math.sqrt(nrm), eps))
+    half = 0.0
+    nsq = 0.0
+    for i in range(m):
+        _scaled_row(W[i], m1[i], inv, lr, wd)
+        half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
+    return lr * (m1[0, 0] * inv + wd * w00), half, nsq
+
+
+@nb.njit(**_ROW)
+def _mano_direction(W, w_star, lam, m1, v, noise, row_mult, qsq, mom, nesterov, variant2,
+                    eps, k, slice_a, slice_b):
+    """Mano's direction: v <- the momentum's tangent part, one slice (column for k = 0,
+    row for k = 1) at a time; slice_b[q] <- the scale of slice q's step, float64."""
+    m, n = W.shape
+    dt = W.dtype.type
+    slice_a[:] = 0.0  # ||theta||^2 per slice
+    slice_b[:] = 0.0  # <V, theta> per slice
+    for i in range(m):
+        _mano_momentum_row(W[i], w_star[i], lam[i], m1[i], noise[i * n:(i + 1) * n],
+                           row_mult[i], qsq, mom, nesterov, v[i])
+        if k == 0:
+            _column_sums(W[i], v[i], slice_a, slice_b)
+        else:
+            slice_a[i], slice_b[i] = _row_sums(W[i], v[i])
+    nslices = n if k == 0 else m
+    for q in range(nslices):
+        if variant2:
+            slice_a[q] = slice_b[q]  # coefficient of theta: <V, theta>
+        else:
+            nt = max(math.sqrt(slice_a[q]), eps)
+            slice_a[q] = slice_b[q] / (nt * nt)  # <V, th_hat> / max(||th||, eps)
+        slice_b[q] = 0.0
+    for i in range(m):
+        if k == 0:
+            _tangent_columns(v[i], W[i], slice_a, slice_b)
+        else:
+            slice_b[i] = _tangent_row(v[i], W[i], dt(slice_a[i]))
+    for q in range(nslices):
+        nv = math.sqrt(slice_b[q])
+        slice_b[q] = 1.0 / (nv + eps) if variant2 else 1.0 / max(nv, eps)
+
+
+@nb.njit(**_ROW)
+def _mano_step(W, w_star, lam, m1, v, noise, row_mult, qsq, sc, nesterov, variant2, t,
+               slice_a, slice_b, scale_row):
+    """Mano: momentum and slice sums, then the tangent direction, then the update; even
+    steps normalize columns, odd steps rows."""
+    m, n = W.shape
+    dt = W.dtype.type
+    lr, wd, mom = dt(sc[0]), dt(sc[4]), dt(sc[5])
+    eps = sc[3]
+    w00 = W[0, 0]
+    k = t % 2
+    nk = dt(0.2 * math.sqrt(m if k == 0 else n))
+    _mano_direction(W, w_star, lam, m1, v, noise, row_mult, qsq, mom, nesterov, variant2,
+                    eps, k, slice_a, slice_b)
+    if k == 0:
+        for j in range(n):
+            scale_row[j] = dt(slice_b[j])
+    half = 0.0
+    nsq = 0.0
+    for i in range(m):
+        if k == 0:
+            _mano_row(W[i], v[i], nk, scale_row, lr, wd)
+        else:
+            _mano_row_const(W[i], v[i], nk, dt(slice_b[i]), lr, wd)
+        half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
+    return lr * (nk * v[0, 0] * dt(slice_b[0]) + wd * w00), half, nsq
+
+
+@nb.njit(**_ROW)
+def _init_iterate(W, w_star, buf, seed, init_scale, init_escape):
+    """W <- W* + init_scale Z + a0 e_0 e_0^T, Z from the run's initialization stream."""
+    m, n = W.shape
+    dt = W.dtype.type
+    s = seed_state(seed, _STREAM_INIT)
+    s = fill_normal(s, buf, dt(init_scale), ZIG_KN, ZIG_WN, ZIG_FN)
+    for i in range(m):
+        for j in range(n):
+            W[i, j] = w_star[i, j] + buf[i * n + j]
+    W[0, 0] += dt(init_escape)
+
+
+@nb.njit(**_ROW)
+def _escape_distance(W, w_star, r):
+    """||Pi_esc(W - W*)||_F, accumulated in float64."""
+    d2 = 0.0
+    for i in range(r):
+        x = float(W[i, i]) - float(w_star[i, i])
+        d2 += x * x
+    return math.sqrt(d2)
+
+
+@nb.njit(**_ROW)
+def _stop_status(t, loss, sq, dist, crit, sc, max_steps):
+    """DIVERGED, ESCAPED (criterion met at t >= 1) or CENSORED at iterate t; else RUNNING."""
+    radius, loss_drop, max_loss = sc[12], sc[13], sc[14]
+    diverged = not (math.isfinite(loss) and math.isfinite(sq)) or loss > max_loss
+    if crit == 0:
+        met = dist >= radius
+    else:
+        met = loss <= -loss_drop
+    if diverged:
+        return DIVERGED
+    if met and t >= 1:
+        return ESCAPED
+    if t >= max_steps:
+        return CENSORED
+    return RUNNING
+
+
 # Only "contract" (FMA) is allowed. With "reassoc" LLVM vectorizes the float64 loss
 # reductions and versions each loop behind run-time alias checks on the array addresses;
 # the vector and scalar versions round differently, so a run's result depended on where
@@ -248,20 +420,13 @@ def _row_stats(W, w_star, lam, half, nsq):
 @nb.njit(**_ROW)
 def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, seed, max_steps,
              noise_on, stride, trace, tmark):
+    """One run from its initial iterate to a stop; returns (status, stop step, loss,
+    escape distance, steps with a non-zero escape update, those of them lost to rounding)."""
     m, n = W.shape
     dt = W.dtype.type
-    lr, b1, b2, eps, wd, mom = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5]
     quartic, noise_scale = sc[8], sc[9]
-    init_scale, init_escape = sc[10], sc[11]
-    radius, loss_drop, max_loss = sc[12], sc[13], sc[14]
     buf = np.empty(m * n, W.dtype)
-    # Initial iterate: W* + init_scale Z + a0 e_0 e_0^T.
-    s = seed_state(seed, _STREAM_INIT)
-    s = fill_normal(s, buf, dt(init_scale), ZIG_KN, ZIG_WN, ZIG_FN)
-    for i in range(m):
-        for j in range(n):
-            W[i, j] = w_star[i, j] + buf[i * n + j]
-    W[0, 0] += dt(init_escape)
+    _init_iterate(W, w_star, buf, seed, sc[10], sc[11])
     s = seed_state(seed, _STREAM_NOISE)
     m1 = np.zeros_like(W)
     m2 = np.zeros_like(W)
@@ -270,23 +435,14 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
     slice_b = np.empty(max(m, n))
     scale_row = np.empty(n, W.dtype)
     loss, sq, dist = _stats(W, w_star, lam, quartic, r)
-    lr_, b1_, b2_, eps_, wd_, mom_ = dt(lr), dt(b1), dt(b2), dt(eps), dt(wd), dt(mom)
     W_old = np.empty_like(W) if stride > 0 else W
     counted = 0  # steps whose update had a non-zero escape component (entry [0, 0])
     lost = 0  # ... of which rounding W + U changed that component by more than half
     t = 0
     while True:
-        diverged = not (math.isfinite(loss) and math.isfinite(sq)) or loss > max_loss
-        if crit == 0:
-            met = dist >= radius
-        else:
-            met = loss <= -loss_drop
-        if diverged:
-            return DIVERGED, t, loss, dist, counted, lost
-        if met and t >= 1:
-            return ESCAPED, t, loss, dist, counted, lost
-        if t >= max_steps:
-            return CENSORED, t, loss, dist, counted, lost
+        status = _stop_status(t, loss, sq, dist, crit, sc, max_steps)
+        if status != RUNNING:
+            return status, t, loss, dist, counted, lost
         tracing = stride > 0 and t % stride == 0
         if tracing:
             W_old[:, :] = W
@@ -295,85 +451,17 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
         else:
             buf[:] = 0
         qsq = dt(quartic * sq)
-        count = t + 1
         w00 = W[0, 0]
-        u00 = dt(0.0)  # the update's escape component (recomputed after the pass below)
-        half = 0.0  # sum of lam x^2 over the new iterate
-        nsq = 0.0
-        if opt == 0:  # AdamW
-            bc1 = dt(1.0 - b1**count)
-            bc2 = dt(1.0 - b2**count)
-            for i in range(m):
-                _adamw_row(W[i], w_star[i], lam[i], m1[i], m2[i], buf[i * n:(i + 1) * n],
-                           row_mult[i], qsq, b1_, b2_, bc1, bc2, eps_, lr_, wd_)
-                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
-            u00 = lr_ * ((m1[0, 0] / bc1) / (np.sqrt(m2[0, 0] / bc2) + eps_) + wd_ * w00)
-        elif opt == 1 or opt == 2:  # SGD, sign descent
-            for i in range(m):
-                _momentum_row(W[i], w_star[i], lam[i], m1[i], buf[i * n:(i + 1) * n],
-                              row_mult[i], qsq, mom_, lr_, wd_, nesterov, opt == 2)
-                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
-            M0 = m1[0, 0]
-            if opt == 1:
-                x0 = w00 - w_star[0, 0]
-                g0 = lam[0, 0] * x0 + qsq * x0 + row_mult[0] * buf[0]
-                d0 = g0 + mom_ * M0 if nesterov else M0
-            else:
-                d0 = dt(np.sign(M0))
-            u00 = lr_ * (d0 + wd_ * w00)
-        elif opt == 3:  # normalized GD: the norm needs a pass of its own
-            nrm = 0.0
-            for i in range(m):
-                rm = row_mult[i]
-                for j in range(n):
-                    x = W[i, j] - w_star[i, j]
-                    g = lam[i, j] * x + qsq * x + rm * buf[i * n + j]
-                    M = mom_ * m1[i, j] + g
-                    m1[i, j] = M
-                    nrm += float(M) * float(M)
-            inv = dt(1.0 / max(math.sqrt(nrm), eps))
-            for i in range(m):
-                _scaled_row(W[i], m1[i], inv, lr_, wd_)
-                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
-            u00 = lr_ * (m1[0, 0] * inv + wd_ * w00)
-        else:  # Mano: momentum and slice sums, then the tangent direction, then the update
-            k = t % 2
-            nk = dt(0.2 * math.sqrt(m if k == 0 else n))
-            slice_a[:] = 0.0  # ||theta||^2 per slice
-            slice_b[:] = 0.0  # <V, theta> per slice
-            for i in range(m):
-                _mano_momentum_row(W[i], w_star[i], lam[i], m1[i], buf[i * n:(i + 1) * n],
-                                   row_mult[i], qsq, mom_, nesterov, v[i])
-                if k == 0:
-                    _column_sums(W[i], v[i], slice_a, slice_b)
-                else:
-                    slice_a[i], slice_b[i] = _row_sums(W[i], v[i])
-            nslices = n if k == 0 else m
-            for q in range(nslices):
-                if variant2:
-                    slice_a[q] = slice_b[q]  # coefficient of theta: <V, theta>
-                else:
-                    nt = max(math.sqrt(slice_a[q]), eps)
-                    slice_a[q] = slice_b[q] / (nt * nt)  # <V, th_hat> / max(||th||, eps)
-                slice_b[q] = 0.0
-            for i in range(m):
-                if k == 0:
-                    _tangent_columns(v[i], W[i], slice_a, slice_b)
-                else:
-                    slice_b[i] = _tangent_row(v[i], W[i], dt(slice_a[i]))
-            for q in range(nslices):
-                nv = math.sqrt(slice_b[q])
-                slice_b[q] = 1.0 / (nv + eps) if variant2 else 1.0 / max(nv, eps)
-            if k == 0:
-                for j in range(n):
-                    scale_row[j] = dt(slice_b[j])
-            for i in range(m):
-                if k == 0:
-                    _mano_row(W[i], v[i], nk, scale_row, lr_, wd_)
-                else:
-                    _mano_row_const(W[i], v[i], nk, dt(slice_b[i]), lr_, wd_)
-                half, nsq = _row_stats(W[i], w_star[i], lam[i], half, nsq)
-            u00 = lr_ * (nk * v[0, 0] * dt(slice_b[0]) + wd_ * w00)
+        if opt == ADAMW:
+            u00, half, nsq = _adamw_step(W, w_star, lam, m1, m2, buf, row_mult, qsq, sc, t + 1)
+        elif opt == SGD or opt == SIGN_DESCENT:
+            u00, half, nsq = _momentum_step(W, w_star, lam, m1, buf, row_mult, qsq, sc,
+                                            nesterov, opt == SIGN_DESCENT)
+        elif opt == NORMALIZED_GD:
+            u00, half, nsq = _normalized_step(W, w_star, lam, m1, buf, row_mult, qsq, sc)
+        else:
+            u00, half, nsq = _mano_step(W, w_star, lam, m1, v, buf, row_mult, qsq, sc,
+                                        nesterov, variant2, t, slice_a, slice_b, scale_row)
         intended = -float(u00)
         if intended != 0.0:
             counted += 1
@@ -384,11 +472,7 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
             tmark[t // stride] = t
         sq = nsq
         loss = 0.5 * half + 0.25 * quartic * sq * sq
-        d2 = 0.0
-        for i in range(r):
-            x = float(W[i, i]) - float(w_star[i, i])
-            d2 += x * x
-        dist = math.sqrt(d2)
+        dist = _escape_distance(W, w_star, r)
         t += 1
     return RUNNING, t, loss, dist, counted, lost  # unreachable
 
@@ -421,9 +505,8 @@ def run_block(opt, variant2, nesterov, crit, bulk, w_star, row_mult, r, scalars,
             lam[i, i] = -sc[6]
         W = np.empty((m, n), bulk.dtype)
         st, tt, ll, dd, cc, lo = _one_run(opt, variant2, nesterov, crit, W, w_star, lam,
-                                          row_mult, r,
-                                  sc, seeds[b], max_steps[b], noise_on, stride, traces[b],
-                                  tmarks[b])
+                                          row_mult, r, sc, seeds[b], max_steps[b], noise_on,
+                                          stride, traces[b], tmarks[b])
         status[b] = st
         stop[b] = tt
         loss[b] = ll

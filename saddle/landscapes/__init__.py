@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import dtype_of
-from ..registry import LANDSCAPES
+from ..registry import LANDSCAPES, import_submodules
 from ._spec import LandscapeSpec
 from .base import AbstractLandscape
 from .spectra import bulk_quantiles, haar_orthogonal, marchenko_pastur_quantiles, partial_rotation
@@ -61,3 +61,7 @@ def coherence(landscape: SpectralSaddle) -> float:
     m, n = landscape.shape
     E = np.asarray(landscape.escape_direction(0))
     return float(np.sqrt(m * n) * np.abs(E).max())
+
+
+# Every module of this package registers its families on import: a new one is a new file.
+import_submodules(__name__, __path__)

@@ -272,6 +272,7 @@ def landscape_arrays(config) -> dict[str, np.ndarray | None]:
 @register
 class SpectralSpec(LandscapeSpec):
     name = "spectral"
+    is_default = True
     summary = "quadratic saddle with a chosen Hessian spectrum and eigenbasis"
     fields = _FIELDS
     traced = ("gamma", "bulk_scale", "quartic")

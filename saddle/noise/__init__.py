@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import dtype_of
-from ..registry import NOISES
+from ..registry import NOISES, import_submodules
 
 # Registration order is the order the models are listed in.
 from . import gaussian, kronecker, lowrank, student_t  # noqa: F401, I001  # noqa: F401, I001
@@ -39,3 +39,7 @@ def make_noise(config) -> NoiseModel:
                for k in spec.traced}
     arrays = {k: jnp.asarray(np.asarray(v), dtype) for k, v in spec.shared_arrays(config).items()}
     return noise_model(spec, spec.static_key(config), scalars, arrays)
+
+
+# Every module of this package registers its models on import: a new one is a new file.
+import_submodules(__name__, __path__)

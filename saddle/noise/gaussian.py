@@ -53,6 +53,7 @@ class NoNoise(NoiseSpec):
 @register
 class Isotropic(ScaledNoise):
     name = "isotropic"
+    is_default = True
     summary = "sigma Z: per-entry std sigma"
     numba = True
 

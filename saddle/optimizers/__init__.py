@@ -9,14 +9,11 @@ Each optimizer module also registers its spec (fields, defaults, compile-key fie
 build it from a config) in :data:`saddle.registry.OPTIMIZERS`.
 """
 
-# Registration order is the order the optimizers are listed in.
-from . import _adamw, _muon, _mano, _baselines  # noqa: F401, I001
-from ..registry import OPTIMIZERS
-from ._adamw import AdamWState, adamw
-from ._baselines import MomentumState, normalized_gd, sgd, sign_descent
-from ._mano import ManoState, mano, mano_direction
-from ._muon import MuonState, muon, muon_scale
-from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec
+from ..registry import OPTIMIZERS, import_submodules
+from ._adamw import AdamWSpec, AdamWState, adamw
+from ._baselines import MomentumState, SGDSpec, normalized_gd, sgd, sign_descent
+from ._mano import ManoSpec, ManoState, mano, mano_direction
+from ._muon import MuonSpec, MuonState, muon, muon_scale
 from ._orthogonalize import (
     NS_COEFFS,
     newton_schulz,
@@ -24,6 +21,7 @@ from ._orthogonalize import (
     ns_polynomial,
     polar_factor,
 )
+from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec
 
 __all__ = [
     "adamw",
@@ -45,6 +43,10 @@ __all__ = [
     "ManoState",
     "MomentumState",
     "OptimizerSpec",
+    "AdamWSpec",
+    "MuonSpec",
+    "ManoSpec",
+    "SGDSpec",
     "LEARNING_RATE",
     "EPS",
     "WEIGHT_DECAY",
@@ -56,3 +58,7 @@ __all__ = [
 def from_config(config):
     """The optimizer of a :class:`saddle.config.Config`, with its normalized fields."""
     return OPTIMIZERS[config.optimizer].from_config(config)
+
+
+# Every module of this package registers its optimizers on import: a new one is a new file.
+import_submodules(__name__, __path__)

@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import optax
 
 from ..fields import float_field
-from ._base import cast, decayed_step, map_leaves, zeros_like_tree
+from ._base import cast, decayed_step, learning_rate_at, map_leaves, zeros_like_tree
 from ._spec import EPS, LEARNING_RATE, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["adamw", "AdamWState"]
 
 
 class AdamWState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # updates done
     mu: optax.Updates
     nu: optax.Updates
 
@@ -38,7 +38,8 @@ def adamw(
     and sign-like; a zero gradient from the start gives a zero step.
 
     Args:
-        learning_rate: η (a float or a traced scalar).
+        learning_rate: η: a float, a traced scalar or an optax schedule of the update count
+            (the first update uses ``schedule(0)``, as in optax).
         b1, b2: moment decays β1, β2.
         eps: ε.
         weight_decay: λ, decoupled and scaled by η (PyTorch's default is 1e-2, optax's 1e-4;
@@ -63,6 +64,7 @@ def adamw(
         )
 
     def update(grads, state, params):
+        lr = learning_rate_at(learning_rate, state.count)
         count = state.count + 1
 
         def leaf(g, m, v, p):
@@ -73,7 +75,7 @@ def adamw(
             m_hat = m / (1 - beta1**t)
             v_hat = v / (1 - beta2**t)
             step = m_hat / (jnp.sqrt(v_hat) + cast(eps, g))
-            return decayed_step(step, p, learning_rate, weight_decay), m, v
+            return decayed_step(step, p, lr, weight_decay), m, v
 
         ups, mus, nus = map_leaves(leaf, grads, state.mu, state.nu, params)
         return ups, AdamWState(count=count, mu=mus, nu=nus)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def cast(value, like: jax.Array) -> jax.Array:
@@ -19,12 +22,14 @@ def decayed_step(direction: jax.Array, param: jax.Array, lr, weight_decay) -> ja
     return -cast(lr, param) * (direction + cast(weight_decay, param) * param)
 
 
-def require_matrices(tree, name: str) -> None:
-    for leaf in jax.tree.leaves(tree):
-        if leaf.ndim != 2:
-            raise ValueError(
-                f"{name}: got a parameter of shape {leaf.shape}; allowed: 2-D matrices only"
-            )
+def learning_rate_at(learning_rate, count):
+    """The learning rate of the update that follows ``count`` updates.
+
+    An optax schedule (any callable) is evaluated at ``count``, so the first update uses
+    ``schedule(0)`` as in optax. A float or traced scalar is returned as is: the update then
+    runs exactly the operations it ran before schedules were accepted.
+    """
+    return learning_rate(count) if callable(learning_rate) else learning_rate
 
 
 def zeros_like_tree(tree):
@@ -40,3 +45,75 @@ def map_leaves(fn, tree, *rest):
     others = [treedef.flatten_up_to(r) for r in rest]
     outs = [fn(*args) for args in zip(leaves, *others, strict=True)]
     return tuple(jax.tree.unflatten(treedef, list(col)) for col in zip(*outs, strict=True))
+
+
+# --- Matrix leaves and the element-wise fallback (muon, mano) --------------------------
+
+
+def is_matrix(leaf) -> bool:
+    """Whether a leaf gets a matrix method's update: exactly the 2-D leaves."""
+    return jnp.ndim(leaf) == 2
+
+
+def _is_masked(x) -> bool:
+    return isinstance(x, optax.MaskedNode)
+
+
+def split_matrices(tree):
+    """``(matrices, others)``: two trees shaped like ``tree``; each keeps its kind of leaf
+    and holds ``optax.MaskedNode()`` (a node without leaves) in place of the other kind.
+
+    ``optax.masked`` uses the same placeholder, so any optax transformation can run on
+    ``others``. A tree of matrices only gives ``(tree, <no leaves>)`` with the matrices
+    themselves, untouched.
+    """
+    matrices = jax.tree.map(lambda x: x if is_matrix(x) else optax.MaskedNode(), tree)
+    others = jax.tree.map(lambda x: optax.MaskedNode() if is_matrix(x) else x, tree)
+    return matrices, others
+
+
+def merge_split(matrices, others):
+    """The inverse of :func:`split_matrices`: one tree with the leaves of both."""
+    return jax.tree.map(lambda a, b: b if _is_masked(a) else a, matrices, others,
+                        is_leaf=_is_masked)
+
+
+def has_leaves(tree) -> bool:
+    return bool(jax.tree.leaves(tree))
+
+
+class Fallback(NamedTuple):
+    """The element-wise optimizer of a matrix method's non-matrix leaves."""
+
+    transform: optax.GradientTransformation
+
+    def init(self, others):
+        """Its state over the non-matrix leaves; None when there are none (a tree of
+        matrices only keeps the matrix method's state as it was)."""
+        return self.transform.init(others) if has_leaves(others) else None
+
+    def update(self, matrix_updates, grad_others, state, param_others):
+        """The updates of the whole tree and the fallback's new state."""
+        if not has_leaves(grad_others):
+            return matrix_updates, state
+        ups, state = self.transform.update(grad_others, state, param_others)
+        return merge_split(matrix_updates, ups), state
+
+
+def make_fallback(name: str, fallback, fallback_learning_rate, learning_rate) -> Fallback:
+    """The fallback of ``muon``/``mano``: ``fallback`` if given (an optax
+    ``GradientTransformation``), else our :func:`~saddle.optimizers.adamw` with
+    b1 = 0.9, b2 = 0.999, eps = 1e-8, no weight decay and ``fallback_learning_rate``
+    (default: the matrix method's ``learning_rate``, schedule included)."""
+    if fallback is None:
+        from ._adamw import adamw  # _adamw imports this module
+
+        lr = learning_rate if fallback_learning_rate is None else fallback_learning_rate
+        return Fallback(adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0))
+    if fallback_learning_rate is not None:
+        raise ValueError(f"{name}: fallback_learning_rate applies to the default AdamW "
+                         "fallback only; give the learning rate to your fallback instead")
+    if not (hasattr(fallback, "init") and hasattr(fallback, "update")):
+        raise TypeError(f"{name}: fallback: got {type(fallback).__name__}; allowed: None or "
+                        "an optax GradientTransformation")
+    return Fallback(fallback)

@@ -11,29 +11,34 @@ import optax
 
 from ..reduce import tree_norm
 from ..registry import LANDSCAPES, NOISES
-from ._base import cast, decayed_step, map_leaves, zeros_like_tree
+from ._base import cast, decayed_step, learning_rate_at, map_leaves, zeros_like_tree
 from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["sgd", "sign_descent", "normalized_gd", "MomentumState"]
 
 
 class MomentumState(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # updates done
     mu: optax.Updates
 
 
 def _momentum_method(direction_fn, momentum, nesterov, learning_rate, weight_decay):
-    """A one-buffer method: M <- mu M + g; step along direction_fn(M or g + mu M)."""
+    """A one-buffer method: M <- mu M + g; step along direction_fn(M or g + mu M).
+
+    ``learning_rate`` is a float, a traced scalar or an optax schedule of the update count.
+    """
 
     def init(params):
         return MomentumState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(params))
 
     def update(grads, state, params):
+        lr = learning_rate_at(learning_rate, state.count)
+
         def leaf(g, M, p):
             mu = cast(momentum, g)
             M = mu * M + g
             V = g + mu * M if nesterov else M
-            return decayed_step(direction_fn(V), p, learning_rate, weight_decay), M
+            return decayed_step(direction_fn(V), p, lr, weight_decay), M
 
         ups, mus = map_leaves(leaf, grads, state.mu, params)
         return ups, MomentumState(count=state.count + 1, mu=mus)
@@ -51,7 +56,8 @@ def sgd(learning_rate=0.1, momentum=0.0, *, nesterov: bool = False, weight_decay
         \begin{cases} g + \mu M & \text{Nesterov}\\ M & \text{else}\end{cases}
 
     ``momentum=0`` is plain SGD. Weight decay is decoupled, like every optimizer here
-    (PyTorch's SGD couples it into g; the two agree when ``momentum=0``).
+    (PyTorch's SGD couples it into g; the two agree when ``momentum=0``). ``learning_rate``
+    is a float, a traced scalar or an optax schedule of the update count.
 
     Example:
         >>> import jax.numpy as jnp
@@ -70,6 +76,7 @@ def sign_descent(learning_rate=1e-3, momentum=0.0, *, weight_decay=0.0):
     r"""Sign descent with optional momentum: θ ← θ(1 − ηλ) − η·sign(M), M ← μM + g.
 
     Every coordinate moves by exactly η (0 where M is 0): the ℓ∞ steepest-descent step.
+    ``learning_rate`` is a float, a traced scalar or an optax schedule of the update count.
 
     Example:
         >>> import jax.numpy as jnp
@@ -89,6 +96,7 @@ def normalized_gd(learning_rate=0.02, momentum=0.0, *, eps=1e-12, weight_decay=0
 
     Each step has Frobenius length η (zero when M = 0). Without noise it leaves a saddle
     ball in a time independent of the dimension, the natural "ballistic" yardstick.
+    ``learning_rate`` is a float, a traced scalar or an optax schedule of the update count.
 
     Example:
         >>> import jax.numpy as jnp

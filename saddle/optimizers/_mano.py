@@ -11,7 +11,15 @@ import optax
 
 from ..fields import choice_field
 from ..reduce import tree_norm, tree_sum
-from ._base import cast, decayed_step, map_leaves, require_matrices, zeros_like_tree
+from ._base import (
+    cast,
+    decayed_step,
+    learning_rate_at,
+    make_fallback,
+    map_leaves,
+    split_matrices,
+    zeros_like_tree,
+)
 from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["mano", "ManoState", "mano_direction"]
@@ -21,7 +29,8 @@ VARIANTS = ("v1", "v2")
 
 class ManoState(NamedTuple):
     count: jax.Array  # optimizer steps taken; the axis of step t is t mod 2
-    mu: optax.Updates
+    mu: optax.Updates  # the momentum of the matrix leaves (MaskedNode at the others)
+    fallback: optax.OptState = None  # the fallback's state; None when all leaves are matrices
 
 
 def _slice_norm(x, axis):
@@ -51,6 +60,8 @@ def mano(
     nesterov: bool | None = None,
     eps=1e-8,
     weight_decay=0.0,
+    fallback: optax.GradientTransformation | None = None,
+    fallback_learning_rate=None,
 ) -> optax.GradientTransformation:
     r"""Mano: heavy-ball momentum projected on the tangent space of alternating slices.
 
@@ -74,10 +85,24 @@ def mano(
     slice, so it cannot change slice norms at first order. A zero slice of θ gets no
     projection (plain normalized momentum); a zero tangent slice gets a zero update.
 
+    Parameters may be any pytree. Each 2-D leaf gets the update above, all with the same
+    axis k at a step. Every other leaf (vectors such as biases, scalars, and arrays of 3 or
+    more dimensions, which are not reshaped) goes to an element-wise ``fallback``, AdamW by
+    default. A single matrix, or a tree of matrices only, has no fallback state.
+
     Args:
-        learning_rate: η. momentum: μ. eps: ε (a floor in v1, additive in v2).
+        learning_rate: η: a float, a traced scalar or an optax schedule of the update count
+            (the first update uses ``schedule(0)``).
+        momentum: μ. eps: ε (a floor in v1, additive in v2).
         weight_decay: λ, decoupled. variant: "v1" (the paper's algorithm) or "v2".
         nesterov: None means the variant's default (v1 off, v2 on).
+        fallback: the optax ``GradientTransformation`` of the non-matrix leaves; it sees
+            only them (the matrix leaves are ``optax.MaskedNode``, as in ``optax.masked``).
+            None (default): :func:`~saddle.optimizers.adamw` with b1 0.9, b2 0.999,
+            eps 1e-8, no weight decay and ``fallback_learning_rate``.
+        fallback_learning_rate: the default fallback's learning rate (float, traced scalar
+            or schedule); None (default) uses ``learning_rate``, the paper's choice of one
+            learning rate for Mano and AdamW. Only without ``fallback``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -95,11 +120,17 @@ def mano(
         raise ValueError(f"variant: got {variant!r}; allowed: v1, v2")
     use_nesterov = (variant == "v2") if nesterov is None else bool(nesterov)
 
+    fallback = make_fallback("mano", fallback, fallback_learning_rate, learning_rate)
+
     def init(params):
-        require_matrices(params, "mano")
-        return ManoState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(params))
+        matrices, others = split_matrices(params)
+        return ManoState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(matrices),
+                         fallback=fallback.init(others))
 
     def update(grads, state, params):
+        lr = learning_rate_at(learning_rate, state.count)
+        g_mat, g_other = split_matrices(grads)
+        p_mat, p_other = split_matrices(params)
         k = state.count % 2
 
         def leaf(g, M, p):
@@ -113,10 +144,11 @@ def mano(
                 lambda: mano_direction(V, p, 0, variant, eps) * (0.2 * math.sqrt(m)),
                 lambda: mano_direction(V, p, 1, variant, eps) * (0.2 * math.sqrt(n)),
             )
-            return decayed_step(direction, p, learning_rate, weight_decay), M
+            return decayed_step(direction, p, lr, weight_decay), M
 
-        ups, mus = map_leaves(leaf, grads, state.mu, params)
-        return ups, ManoState(count=state.count + 1, mu=mus)
+        ups, mus = map_leaves(leaf, g_mat, state.mu, p_mat)
+        ups, fallback_state = fallback.update(ups, g_other, state.fallback, p_other)
+        return ups, ManoState(count=state.count + 1, mu=mus, fallback=fallback_state)
 
     return optax.GradientTransformation(init, update)
 

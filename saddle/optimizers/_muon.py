@@ -10,7 +10,15 @@ import jax.numpy as jnp
 import optax
 
 from ..fields import choice_field, int_field
-from ._base import cast, decayed_step, map_leaves, require_matrices, zeros_like_tree
+from ._base import (
+    cast,
+    decayed_step,
+    learning_rate_at,
+    make_fallback,
+    map_leaves,
+    split_matrices,
+    zeros_like_tree,
+)
 from ._orthogonalize import NS_COEFFS, newton_schulz, polar_factor
 from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
@@ -21,8 +29,9 @@ SCALINGS = ("keller", "moonlight", "none")
 
 
 class MuonState(NamedTuple):
-    count: jax.Array
-    mu: optax.Updates
+    count: jax.Array  # updates done
+    mu: optax.Updates  # the momentum of the matrix leaves (MaskedNode at the others)
+    fallback: optax.OptState = None  # the fallback's state; None when all leaves are matrices
 
 
 def muon_scale(shape: tuple[int, int], scaling: str) -> float:
@@ -50,6 +59,8 @@ def muon(
     momentum_form: str = "ema",
     ns_coeffs=NS_COEFFS,
     ns_dtype=None,
+    fallback: optax.GradientTransformation | None = None,
+    fallback_learning_rate=None,
 ) -> optax.GradientTransformation:
     r"""Muon, in Keller Jordan's algebra, with a choice of orthogonalizer and scaling.
 
@@ -66,14 +77,28 @@ def muon(
     step η). ``momentum_form="sum"`` uses M ← βM + g and U = g + βM instead; the
     orthogonalized update is the same up to ε, because orth ignores scale.
 
+    Parameters may be any pytree. Each 2-D leaf, read in (out, in) layout, gets the update
+    above. Every other leaf (vectors such as biases, scalars, and arrays of 3 or more
+    dimensions, which are not reshaped) goes to an element-wise ``fallback``, AdamW by
+    default, as in ``optax.contrib.muon``. A single matrix, or a tree of matrices only, has
+    no fallback state.
+
     Args:
-        learning_rate: η. momentum: β. eps: added to ‖U‖_F before Newton-Schulz.
+        learning_rate: η: a float, a traced scalar or an optax schedule of the update count
+            (the first update uses ``schedule(0)``).
+        momentum: β. eps: added to ‖U‖_F before Newton-Schulz.
         weight_decay: λ, decoupled. nesterov, ns_steps, orthogonalizer, scaling,
         momentum_form, ns_coeffs: structure switches (keyword-only).
         ns_dtype: the dtype Newton-Schulz runs in, e.g. ``jnp.bfloat16`` (as
             ``torch.optim.Muon`` always does); None (default) runs it in the parameter's
             dtype. The momentum and the update stay in the parameter's dtype.
             Newton-Schulz only.
+        fallback: the optax ``GradientTransformation`` of the non-matrix leaves; it sees
+            only them (the matrix leaves are ``optax.MaskedNode``, as in ``optax.masked``).
+            None (default): :func:`~saddle.optimizers.adamw` with b1 0.9, b2 0.999,
+            eps 1e-8, no weight decay and ``fallback_learning_rate``.
+        fallback_learning_rate: the default fallback's learning rate (float, traced scalar
+            or schedule); None (default) uses ``learning_rate``. Only without ``fallback``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -83,6 +108,17 @@ def muon(
         >>> updates, state = opt.update(jax.random.normal(jax.random.key(0), (4, 3)), state, W)
         >>> float(jnp.linalg.norm(updates, 2))     # spectral norm eta
         0.02...
+
+        A layer with a bias, and a schedule: the bias gets AdamW's step.
+
+        >>> import optax
+        >>> opt = muon(optax.linear_schedule(0.02, 0.0, 100))
+        >>> params = {"w": jnp.zeros((4, 3)), "b": jnp.zeros(4)}
+        >>> state = opt.init(params)
+        >>> grads = {"w": jnp.ones((4, 3)), "b": jnp.ones(4)}
+        >>> updates, state = opt.update(grads, state, params)
+        >>> updates["b"]                            # -eta(0) = -0.02 per entry (up to eps)
+        Array([-0.02, -0.02, -0.02, -0.02], dtype=float32)
 
     References:
         K. Jordan et al., "Muon: An optimizer for hidden layers", 2024; J. Liu et al.,
@@ -112,11 +148,18 @@ def muon(
             return newton_schulz(X, ns_steps, ns_coeffs, cast(eps, X)).astype(U.dtype)
         return newton_schulz(U, ns_steps, ns_coeffs, cast(eps, U))
 
+    fallback = make_fallback("muon", fallback, fallback_learning_rate, learning_rate)
+
     def init(params):
-        require_matrices(params, "muon")
-        return MuonState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(params))
+        matrices, others = split_matrices(params)
+        return MuonState(count=jnp.zeros([], jnp.int32), mu=zeros_like_tree(matrices),
+                         fallback=fallback.init(others))
 
     def update(grads, state, params):
+        lr = learning_rate_at(learning_rate, state.count)
+        g_mat, g_other = split_matrices(grads)
+        p_mat, p_other = split_matrices(params)
+
         def leaf(g, M, p):
             beta = cast(momentum, g)
             if momentum_form == "ema":
@@ -126,10 +169,11 @@ def muon(
                 M = beta * M + g
                 U = g + beta * M if nesterov else M
             O = orth(U) * muon_scale(g.shape, scaling)
-            return decayed_step(O, p, learning_rate, weight_decay), M
+            return decayed_step(O, p, lr, weight_decay), M
 
-        ups, mus = map_leaves(leaf, grads, state.mu, params)
-        return ups, MuonState(count=state.count + 1, mu=mus)
+        ups, mus = map_leaves(leaf, g_mat, state.mu, p_mat)
+        ups, fallback_state = fallback.update(ups, g_other, state.fallback, p_other)
+        return ups, MuonState(count=state.count + 1, mu=mus, fallback=fallback_state)
 
     return optax.GradientTransformation(init, update)
 
@@ -143,6 +187,7 @@ SCALING = choice_field("scaling", None, SCALINGS, "muon: update scaling conventi
 @register
 class MuonSpec(OptimizerSpec):
     name = "muon"
+    is_default = True
     summary = "Muon: orthogonalized momentum (Newton-Schulz or exact polar)"
     fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, NS_STEPS, ORTHOGONALIZER,
               SCALING)

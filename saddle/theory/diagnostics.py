@@ -103,14 +103,14 @@ def replay_muon(config, seed: int = 0, steps: int | None = None, tol: float = 1e
     and the :func:`gap_diagnostic` of -U against the escape direction (s, nu, rho, holds,
     alignment, alignment_bound, subspace_overlap, gap_ratio).
     """
-    from saddle.landscapes import landscape_arrays
-    from saddle.optimizers import NS_COEFFS, muon_scale
-    from saddle.registry import NOISES
+    from ..landscapes import landscape_arrays
+    from ..optimizers import NS_COEFFS, MuonSpec, muon_scale
+    from ..registry import NOISES
 
     c = config
     noise = NOISES[c.noise]
     iid_gaussian = noise.numba and noise.row_scales(c) is None
-    if c.optimizer != "muon" or c.quartic != 0 or not iid_gaussian:
+    if c.optimizer != MuonSpec.name or c.quartic != 0 or not iid_gaussian:
         raise ValueError("replay_muon: needs muon, quartic 0, and i.i.d. Gaussian noise "
                          "(none, isotropic or opnorm)")
     m, n = c.m, c.n

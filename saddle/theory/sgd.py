@@ -35,8 +35,11 @@ import numpy as np
 import scipy.special as sc
 import sympy as sp
 
+from ..optimizers import SGDSpec
 from ._core import FUNCTIONS, Assumption, Result
 from .noise_facts import noise_facts
+
+SGD = SGDSpec.name
 
 __all__ = [
     "ell",
@@ -142,7 +145,7 @@ def simulate_linear_sgd(eta_v, gamma_v, sigma_e, a0_v, radius, runs, rng, max_st
 
 
 _SGD_ASSUME = (
-    Assumption("sgd", "plain SGD (momentum 0)", lambda c: c.optimizer == "sgd" and not c.momentum),
+    Assumption(SGD, "plain SGD (momentum 0)", lambda c: c.optimizer == SGD and not c.momentum),
     Assumption("rank_one", "escape_rank = 1", lambda c: c.escape_rank == 1),
     Assumption("no_quartic", "quartic = 0", lambda c: c.quartic == 0),
     Assumption("no_decay", "weight_decay = 0", lambda c: not c.weight_decay),
@@ -162,7 +165,7 @@ SGD_MEAN = Result(
     title="SGD mean escape time of a linear unstable mode",
     quantity="escape_time",
     kind="estimate",
-    optimizer="sgd",
+    optimizer=SGD,
     lhs=r"\mathbb{E}\,\tau",
     expr=MEAN_EXPR,
     definitions=DEFS,
@@ -179,7 +182,7 @@ SGD_SD = Result(
     title="SGD escape-time standard deviation",
     quantity="escape_time_sd",
     kind="estimate",
-    optimizer="sgd",
+    optimizer=SGD,
     lhs=r"\operatorname{sd}\,\tau",
     expr=SD_EXPR,
     definitions=DEFS,

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from saddle.config import Config
-from saddle.landscapes.spectral import landscape_arrays
-from saddle.landscapes.structured import apply_np
-from saddle.registry import NOISES
+from ..config import Config
+from ..landscapes.spectral import landscape_arrays
+from ..landscapes.structured import apply_np
+from ..registry import NOISES
 
 __all__ = [
     "NoiseFacts",

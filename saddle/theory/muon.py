@@ -50,9 +50,13 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from ..optimizers import MuonSpec
+from ..registry import NOISES
 from ._core import Assumption, Result
+from .alignment import ns_alignment_lower
 from .noise_facts import noise_facts
-from .polar import ns_alignment_lower
+
+MUON = MuonSpec.name
 
 __all__ = [
     "Certificate",
@@ -102,7 +106,7 @@ class Certificate:
 
 def _check_config(c) -> str | None:
     """None when the certification applies to this config, else the reason."""
-    if c.optimizer != "muon":
+    if c.optimizer != MUON:
         return "optimizer is not muon"
     if c.escape_rank != 1:
         return "escape_rank must be 1"
@@ -118,7 +122,7 @@ def _check_config(c) -> str | None:
         return "weight_decay must be 0"
     if c.escape != "projection":
         return "escape criterion must be projection"
-    if c.noise == "student_t":
+    if not NOISES[c.noise].has_tail_bound:
         return "heavy-tailed noise has no sub-Gaussian norm bound"
     return None
 
@@ -133,9 +137,7 @@ def certify(config, delta: float = DELTA) -> Certificate | None:
 
 @lru_cache(maxsize=256)
 def _certify(c, delta) -> Certificate | None:
-    from saddle.optimizers import NS_COEFFS
-    from saddle.optimizers._muon import muon_scale
-
+    from ..optimizers import NS_COEFFS, muon_scale
     from .newton_schulz import ns_max_output
 
     facts = noise_facts(c)
@@ -223,7 +225,7 @@ def _ns_lo(x_lo: float, steps: int, coeffs: tuple) -> float:
     """Lower end of the NS range. The inner loop uses the float64 interval iteration of
     saddle.optimizers (tests check it against the symbolic :func:`ns_range` to 1e-12) minus a
     1e-9 safety margin, because the sympy version costs milliseconds per call."""
-    from saddle.optimizers import newton_schulz_range
+    from ..optimizers import newton_schulz_range
 
     return newton_schulz_range(x_lo, steps, coeffs)[0] - 1e-9
 
@@ -236,7 +238,7 @@ t0, a_g, R_, eta_, ks_, rb, p_ = sp.symbols(
 )
 
 _COMMON = (
-    Assumption("muon", "the optimizer is Muon", lambda c: c.optimizer == "muon"),
+    Assumption(MUON, "the optimizer is Muon", lambda c: c.optimizer == MUON),
     Assumption("rank_one", "one escape mode (escape_rank = 1)", lambda c: c.escape_rank == 1),
     Assumption("no_quartic", "quartic = 0 (the gradient along E is exactly -gamma a)",
                lambda c: c.quartic == 0),
@@ -246,7 +248,7 @@ _COMMON = (
     Assumption("no_decay", "weight_decay = 0", lambda c: not c.weight_decay),
     Assumption("projection", "escape criterion projection", lambda c: c.escape == "projection"),
     Assumption("sub_gaussian", "sub-Gaussian noise (not student_t)",
-               lambda c: c.noise != "student_t"),
+               lambda c: NOISES[c.noise].has_tail_bound),
 )
 
 
@@ -285,7 +287,7 @@ MUON_BALLISTIC = Result(
     title="Ballistic escape of exact-polar Muon with a gap from the first step",
     quantity="escape_time",
     kind="upper",
-    optimizer="muon",
+    optimizer=MUON,
     lhs=tau,
     expr=_ceil((R_ - sp.Symbol("a_0", positive=True)) / (eta_ * ks_ * (1 - 2 * rb**2))),
     assumptions=_COMMON + (
@@ -305,43 +307,43 @@ MUON_BALLISTIC = Result(
     summary="each step raises a by >= eta k_s (1 - 2 rho_bar^2)",
 )
 
-MUON_TOTAL = Result(
-    name="muon_total_escape",
-    title="Exact-polar Muon: gap-building phase plus ballistic phase",
-    quantity="escape_time",
-    kind="upper",
-    optimizer="muon",
-    lhs=tau,
-    expr=t0 + _ceil((R_ - a_g) / (eta_ * ks_ * (1 - 2 * rb**2))),
-    assumptions=_COMMON + (
-        Assumption("polar", "orthogonalizer = polar", lambda c: c.orthogonalizer == "polar"),
-        Assumption("certified", "the certified lower trajectory reaches R within max_steps",
-                   _certified(False)),
-    ),
-    params=lambda c: {k: v for k, v in _cert_params(c, False).items() if k != "p"},
-    page="muon_escape",
+def _two_phase(ns: bool, name: str, title: str, progress, unused: str, d_dependence: str,
+               summary: str) -> Result:
+    """The gap-building plus ballistic-phase bound for one orthogonalizer (Newton-Schulz when
+    ``ns``, else exact polar): ``progress`` is the ballistic phase's per-step alignment,
+    ``unused`` the certificate parameter that its expression leaves out."""
+    orth = "newton_schulz" if ns else "polar"
+    return Result(
+        name=name,
+        title=title,
+        quantity="escape_time",
+        kind="upper",
+        optimizer=MUON,
+        lhs=tau,
+        expr=t0 + _ceil((R_ - a_g) / (eta_ * ks_ * progress)),
+        assumptions=_COMMON + (
+            Assumption(orth, f"orthogonalizer = {orth}", lambda c: c.orthogonalizer == orth),
+            Assumption("certified", "the certified lower trajectory reaches R within max_steps",
+                       _certified(ns)),
+        ),
+        params=lambda c: {k: v for k, v in _cert_params(c, ns).items() if k != unused},
+        page="muon_escape",
+        d_dependence=d_dependence,
+        summary=summary,
+    )
+
+
+MUON_TOTAL = _two_phase(
+    False, "muon_total_escape", "Exact-polar Muon: gap-building phase plus ballistic phase",
+    progress=1 - 2 * rb**2, unused="p",
     d_dependence="through nu_t only: isotropic noise sigma (sqrt m + sqrt n) lengthens t_gap "
     "and raises rho_bar; opnorm/lowrank noise leave both D-free",
     summary="holds with probability >= 1 - 1e-3 per run",
 )
 
-MUON_NS_TOTAL = Result(
-    name="muon_ns_total_escape",
-    title="Newton-Schulz Muon: gap-building phase plus ballistic phase",
-    quantity="escape_time",
-    kind="upper",
-    optimizer="muon",
-    lhs=tau,
-    expr=t0 + _ceil((R_ - a_g) / (eta_ * ks_ * p_)),
-    definitions=(),
-    assumptions=_COMMON + (
-        Assumption("newton_schulz", "orthogonalizer = newton_schulz",
-                   lambda c: c.orthogonalizer == "newton_schulz"),
-        Assumption("certified", "the certified lower trajectory reaches R within max_steps",
-                   _certified(True)),
-    ),
-    params=lambda c: {k: v for k, v in _cert_params(c, True).items() if k != "rhobar"},
-    page="muon_escape",
+MUON_NS_TOTAL = _two_phase(
+    True, "muon_ns_total_escape", "Newton-Schulz Muon: gap-building phase plus ballistic phase",
+    progress=p_, unused="rhobar",
     d_dependence="nu_t as for polar, plus ||N||_F in x = s/||U||_F: under isotropic noise "
     "x ~ s/(sigma sqrt(mn)), a D^{1/2} penalty on the signal needed",
     summary="p = min over the ballistic phase of ell(x_t)(1 - rho_t^2) - h rho_t^2",

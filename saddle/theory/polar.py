@@ -33,7 +33,12 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from ..optimizers import MuonSpec
 from ._core import Assumption, Result
+from .alignment import alignment_lower, ns_alignment_lower, polar_np, rho_of
+from .muon import certify
+
+MUON = MuonSpec.name
 
 __all__ = [
     "rho_of",
@@ -48,35 +53,7 @@ s, nu, r_ = sp.symbols("s nu r", positive=True)
 rho = sp.Symbol("rho", nonnegative=True)
 
 
-def rho_of(s_val: float, nu_val: float) -> float:
-    """rho = nu / (s - nu), inf when s <= nu."""
-    return nu_val / (s_val - nu_val) if s_val > nu_val else float("inf")
-
-
-def alignment_lower(s_val: float, nu_val: float, r: int = 1) -> float:
-    """The certified lower bound on <polar(M), U V^T> (rank r); -r when rho >= 1."""
-    rh = rho_of(s_val, nu_val)
-    if rh >= 1:
-        return -float(r)
-    return r * (1 - 2 * rh * rh)
-
-
-def ns_alignment_lower(rho_val: float, ell: float, h: float) -> float:
-    """The rank-one lower bound on <NS(M), u v^T>: ell (1 - rho^2) - h rho^2; -h if rho >= 1."""
-    if rho_val >= 1:
-        return -h
-    return ell * (1 - rho_val**2) - h * rho_val**2
-
-
-def polar_np(M: np.ndarray) -> np.ndarray:
-    """Exact polar factor U V^T (float64 NumPy)."""
-    U, _, Vt = np.linalg.svd(np.asarray(M, np.float64), full_matrices=False)
-    return U @ Vt
-
-
 def _certified_params(config):
-    from .muon import certify
-
     cert = certify(config) if config.orthogonalizer == "polar" else None
     if cert is None or not np.isfinite(cert.rho_bar):
         raise ValueError("no certified gap")
@@ -85,13 +62,11 @@ def _certified_params(config):
 
 
 def _has_cert(c) -> bool:
-    from .muon import certify
-
     return c.orthogonalizer == "polar" and certify(c) is not None
 
 
 def _is_muon(c) -> bool:
-    return c.optimizer == "muon"
+    return c.optimizer == MUON
 
 
 POLAR_ALIGNMENT = Result(
@@ -99,12 +74,12 @@ POLAR_ALIGNMENT = Result(
     title="Polar alignment under a spectral gap (Wedin + Cauchy-Schwarz)",
     quantity="alignment",
     kind="lower",
-    optimizer="muon",
+    optimizer=MUON,
     lhs=r"\langle \operatorname{polar}(M), u v^\top \rangle",
     expr=1 - 2 * rho**2,
     definitions=((rho, nu / (s - nu)),),
     assumptions=(
-        Assumption("muon", "the optimizer is Muon (the bound is about its update)", _is_muon),
+        Assumption(MUON, "the optimizer is Muon (the bound is about its update)", _is_muon),
         Assumption(
             "certified_gap",
             "the config's exact-polar Muon run has a certified gap (see muon_total_escape); "
@@ -132,12 +107,12 @@ POLAR_ALIGNMENT_RANK_R = Result(
     title="Rank-r polar alignment (checked conjecture)",
     quantity="alignment",
     kind="lower",
-    optimizer="muon",
+    optimizer=MUON,
     lhs=r"\langle \operatorname{polar}(M), U V^\top \rangle",
     expr=r_ * (1 - 2 * rho**2),
     definitions=((rho, nu / (sp.Symbol("s_min", positive=True) - nu)),),
     assumptions=(
-        Assumption("muon", "the optimizer is Muon", _is_muon),
+        Assumption(MUON, "the optimizer is Muon", _is_muon),
         Assumption(
             "gap",
             "M = U diag(s_i) V^T + N, ||N||_2 <= nu, rho = nu/(s_min - nu) < 1",

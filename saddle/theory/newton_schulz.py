@@ -22,7 +22,10 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..optimizers import MuonSpec
 from ._core import Assumption, Result
+
+MUON = MuonSpec.name
 
 __all__ = [
     "PRECISION",
@@ -139,9 +142,9 @@ ell, h_, xlo, k_ = sp.symbols("ell_k h_k x_lo k", positive=True)
 
 
 def _ns_config(config) -> tuple[int, tuple]:
-    if config.optimizer != "muon" or config.orthogonalizer != "newton_schulz":
+    if config.optimizer != MUON or config.orthogonalizer != "newton_schulz":
         raise ValueError("not a Newton-Schulz Muon config")
-    from saddle.optimizers import NS_COEFFS
+    from ..optimizers import NS_COEFFS
 
     return int(config.ns_steps), tuple(NS_COEFFS)
 
@@ -161,7 +164,7 @@ _NS_ASSUME = (
     Assumption(
         "newton_schulz",
         "Muon orthogonalizes with the quintic Newton-Schulz iteration",
-        lambda c: c.optimizer == "muon" and c.orthogonalizer == "newton_schulz",
+        lambda c: c.optimizer == MUON and c.orthogonalizer == "newton_schulz",
     ),
 )
 
@@ -170,7 +173,7 @@ NS_RANGE = Result(
     title="Newton-Schulz output range for inputs in [x_lo, 1]",
     quantity="ns_output",
     kind="lower",
-    optimizer="muon",
+    optimizer=MUON,
     lhs=r"\phi^{\circ k}(x)",
     expr=ell,
     assumptions=_NS_ASSUME,
@@ -186,7 +189,7 @@ NS_MIN_INPUT = Result(
     title=f"Smallest normalized singular value that Newton-Schulz maps to {NS_TARGET_DEFAULT}",
     quantity="ns_input",
     kind="estimate",
-    optimizer="muon",
+    optimizer=MUON,
     lhs="x^*",
     expr=xlo,
     assumptions=_NS_ASSUME,

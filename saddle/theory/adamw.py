@@ -43,9 +43,12 @@ import math
 
 import sympy as sp
 
+from ..optimizers import AdamWSpec
 from ._core import FUNCTIONS, Assumption, Result  # noqa: F401  (FUNCTIONS holds ell)
 from .noise_facts import noise_facts
 from .sgd import ell_f
+
+ADAMW = AdamWSpec.name
 
 __all__ = ["ADAMW_ESCAPE", "ADAMW_STABILITY_LR", "adamw_phase2", "adamw_phases"]
 
@@ -111,7 +114,7 @@ def _params(c, with_t2=True):
 
 
 _ASSUME = (
-    Assumption("adamw", "optimizer adamw", lambda c: c.optimizer == "adamw"),
+    Assumption(ADAMW, "optimizer adamw", lambda c: c.optimizer == ADAMW),
     Assumption("coherent", "coherent basis (the escape coordinate is one entry)",
                lambda c: c.basis == "coherent"),
     Assumption("rank_one", "escape_rank = 1", lambda c: c.escape_rank == 1),
@@ -131,7 +134,7 @@ ADAMW_ESCAPE = Result(
     title="AdamW escape time: noise-dominated (preconditioned SGD) + signal-dominated phase",
     quantity="escape_time",
     kind="estimate",
-    optimizer="adamw",
+    optimizer=ADAMW,
     lhs=r"\mathbb{E}\,\tau",
     expr=EXPR,
     definitions=DEFS,
@@ -152,11 +155,11 @@ ADAMW_STABILITY_LR = Result(
     title="AdamW stability edge of the bulk in the noise-dominated regime",
     quantity="learning_rate",
     kind="estimate",
-    optimizer="adamw",
+    optimizer=ADAMW,
     lhs=r"\eta_{\max}",
     expr=2 * sig_entry / lam_b,
     assumptions=(
-        Assumption("adamw", "optimizer adamw", lambda c: c.optimizer == "adamw"),
+        Assumption(ADAMW, "optimizer adamw", lambda c: c.optimizer == ADAMW),
         Assumption("noisy", "noise with a finite per-entry std",
                    lambda c: c.noise not in ("none",)),
     ),
