@@ -67,7 +67,7 @@ def run_experiments(out: Path, quick: bool, names=EXPERIMENTS, progress=None, lo
 
 
 def _fmt(x, digits=2) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    if x is None or x is pd.NA or (isinstance(x, float) and not math.isfinite(x)):
         return "—"
     if isinstance(x, float):
         return f"{x:.{digits}f}"
@@ -96,6 +96,130 @@ def _with_label(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["method"] = [_optimizer_label(r) for r in df.to_dict("records")]
     return df
+
+
+# --- report sections -------------------------------------------------------------------------
+
+PROTOCOLS = {
+    "fixed": "the config's learning rate (the optimizer's default when unset)",
+    "matched_rms": "the learning rate that sets the nominal update RMS to the spec's "
+    "target_rms (0.2·η for AdamW and Mano, η for sign descent, scale·η/√max(m, n) for Muon, "
+    "η/√(mn) for normalized GD, η times the initial gradient RMS for SGD)",
+    "tuned": "every lr_grid multiple of the learning rate runs; the analysis keeps, per "
+    "condition and D, the one with the smallest KM median",
+    "stability_edge": "the largest grid learning rate whose probe runs (4 seeds, 300 steps) do "
+    "not diverge, found by bisection",
+}
+
+
+def _values(df: pd.DataFrame, col: str, fmt=str) -> str:
+    if col not in df.columns:
+        return "—"
+    vals = df[col].dropna().unique().tolist()
+    if not vals:
+        return "—"
+    try:
+        vals = sorted(vals)
+    except TypeError:
+        pass
+    return ", ".join(fmt(v) for v in vals)
+
+
+def _shapes(df: pd.DataFrame) -> str:
+    shapes = df.groupby(["m", "n"]).size().reset_index().sort_values(["n", "m"])
+    return ", ".join(f"{int(r.m)}×{int(r.n)}" for r in shapes.itertuples())
+
+
+def settings_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per experiment: what its stored runs were run with (read from the runs)."""
+    rows = []
+    for name, df in frames.items():
+        if df.empty:
+            continue
+        d = _with_label(df)
+        rows.append(dict(
+            experiment=name, methods=_values(d, "method"), shapes=_shapes(df),
+            basis=_values(df, "basis"), gamma=_values(df, "gamma", lambda v: f"{v:g}"),
+            noise=", ".join(f"{k} σ={'/'.join(f'{x:g}' for x in sorted(g['sigma'].unique()))}"
+                            for k, g in df.groupby("noise")) if "noise" in df.columns else "—",
+            lr_protocols=_values(df, "lr_protocol"), seeds=int(df["seed"].nunique()),
+            budget=_values(df, "max_steps", lambda v: str(int(v)))))
+    return pd.DataFrame(rows)
+
+
+def shapes_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Runs per experiment and shape m×n: every shape that ran, escaped and censored."""
+    rows = []
+    for name, df in frames.items():
+        if df.empty:
+            continue
+        for (m, n), g in df.groupby(["m", "n"]):
+            rows.append(dict(experiment=name, shape=f"{int(m)}×{int(n)}", D=int(m) * int(n),
+                             aspect=float(m) / float(n), runs=len(g),
+                             escaped=int(g["escaped"].sum()),
+                             censored=int((g["status"] == "censored").sum()),
+                             diverged=int(g["diverged"].sum())))
+    out = pd.DataFrame(rows)
+    return out.sort_values(["experiment", "aspect", "D"]).reset_index(drop=True) if len(out) \
+        else out
+
+
+def single_shape_medians(dim: pd.DataFrame) -> pd.DataFrame:
+    """KM medians of the dimension sweep's aspects that ran at a single D (no exponent can be
+    fitted there, so these runs would otherwise appear in no table)."""
+    if dim.empty or "aspect" not in dim.columns:
+        return pd.DataFrame()
+    one = [a for a, g in dim.groupby("aspect") if g["D"].nunique() == 1]
+    if not one:
+        return pd.DataFrame()
+    d = _with_label(select_tuned(dim[dim["aspect"].isin(one)]))
+    s = summarize(d, by=["method", "lr_protocol", "noise", "m", "n"])
+    s["shape"] = [f"{int(r.m)}×{int(r.n)}" for r in s.itertuples()]
+    return s[["method", "lr_protocol", "noise", "shape", "runs", "escaped", "median",
+              "median_low", "median_high", "max_steps"]].rename(
+                  columns={"median_low": "low", "median_high": "high", "max_steps": "budget"}
+              ).sort_values(["lr_protocol", "noise", "method", "shape"]).reset_index(drop=True)
+
+
+# An exponent is flagged (not dropped) when it rests on fewer than MIN_DIMS dimensions or when
+# at least HEAVY_CENSORING of its runs are censored.
+MIN_DIMS = 3
+HEAVY_CENSORING = 0.5
+
+
+def exponent_caveat(r) -> str:
+    """Why a fitted exponent is not a clean measurement ('' when it is)."""
+    out = []
+    if int(r["dims"]) < MIN_DIMS:
+        out.append(f"only {int(r['dims'])} D")
+    if float(r["censored_frac"]) >= HEAVY_CENSORING:
+        out.append(f"{float(r['censored_frac']):.0%} censored")
+    dropped = r.get("dropped") if hasattr(r, "get") else None
+    if isinstance(dropped, str) and dropped:
+        out.append(f"D={dropped} beyond budget, not fitted")
+    return "; ".join(out)
+
+
+def with_caveats(exps: pd.DataFrame) -> pd.DataFrame:
+    """``exps`` with a ``caveat`` column (:func:`exponent_caveat`)."""
+    if exps.empty or not {"dims", "censored_frac"} <= set(exps.columns):
+        return exps
+    return exps.assign(caveat=[exponent_caveat(r) for _, r in exps.iterrows()])
+
+
+def censoring_notes(dim: pd.DataFrame) -> list[str]:
+    """One line per method whose dimension-sweep runs are mostly censored."""
+    if dim.empty:
+        return []
+    d = _with_label(select_tuned(dim))
+    out = []
+    for method, g in d.groupby("method"):
+        frac = float((g["status"] == "censored").mean())
+        if frac >= HEAVY_CENSORING:
+            out.append(f"{method}: {frac:.0%} of its {len(g)} dimension-sweep runs (after "
+                       f"tuned-lr selection) are censored at the budget, so its medians are "
+                       f"mostly lower bounds and its exponents are flagged, not measurements")
+    return out
 
 
 # --- bound checks ------------------------------------------------------------------------------
@@ -331,7 +455,7 @@ def _summarize_classes(rows: pd.DataFrame, want: str) -> tuple[str, list[str]]:
 def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
              gaps: pd.DataFrame) -> list[Verdict]:
     """The verdicts on claims C1-C4 from the exponent, trajectory, drift and gap tables."""
-    square = _square_exponents(exps)
+    square = _square_exponents(with_caveats(exps))
     return [_verdict_c1(square), _verdict_c2(square), _verdict_c3(traj, gaps),
             _verdict_c4(drift)]
 
@@ -342,6 +466,11 @@ def _square_exponents(exps: pd.DataFrame) -> pd.DataFrame:
         exps = pd.DataFrame(columns=["method", "lr_protocol", "noise", "aspect", "exponent",
                                      "low", "high"])
     return exps[exps["aspect"] == 1.0] if "aspect" in exps.columns else exps
+
+
+def _caveat_text(r) -> str:
+    c = getattr(r, "caveat", "")
+    return f"; caveat: {c}" if isinstance(c, str) and c else ""
 
 
 def _classified(exps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
@@ -358,7 +487,7 @@ def _verdict_c1(square: pd.DataFrame) -> Verdict:
     return Verdict(
         "C1", "AdamW pays an O(D) escape-time penalty at flat saddles.", v,
         [f"{r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] "
-         f"({r.b_class})" for r in a.itertuples()],
+         f"({r.b_class}{_caveat_text(r)})" for r in a.itertuples()],
         f"O(D) when the exponent's 95% CI lies above {LINEAR_B} or contains 1 (and lies above "
         f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B}).")
 
@@ -369,7 +498,7 @@ def _verdict_c2(square: pd.DataFrame) -> Verdict:
     return Verdict(
         "C2", "Muon's escape is dimension-free.", v,
         [f"{r.method} {r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, "
-         f"{r.high:.2f}] ({r.b_class})" for r in m.itertuples()],
+         f"{r.high:.2f}] ({r.b_class}{_caveat_text(r)})" for r in m.itertuples()],
         f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B}).")
 
 
@@ -474,38 +603,53 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
             figs.append((f"dimension_{proto}.png",
                          f"Measured: KM median escape time (95% CI) against D = n², protocol "
                          f"{proto}; dashed: fitted D^b (b and its bootstrap CI in the legend); "
-                         "dotted: theory bounds where their assumptions hold."))
+                         "dotted: theory values (bounds or estimates) where their assumptions "
+                         "hold; hollow arrows: medians beyond the budget, drawn as lower "
+                         "bounds at the budget; b flagged \"not a measurement\" is not drawn."))
     gap = a["frames"]["gap"]
     if not gap.empty:
         for noise in sorted(gap["noise"].unique()):
             sub = gap[gap["noise"] == noise]
             fig = plots.plot_gap(sub, "sigma", title=f"Escape against noise level, {noise} noise")
             plots.save(fig, out / f"gap_{noise}.png")
+            thr = plots.gap_thresholds_on_axis(select_tuned(sub), "sigma")
             figs.append((f"gap_{noise}.png",
                          f"Measured: KM median escape time and success rate against σ "
-                         f"({noise} noise), per optimizer and D."))
+                         f"({noise} noise), per method and D; hollow arrows: medians beyond "
+                         "the budget, drawn as lower bounds at the budget. " + (
+                             "Dotted: theory, the spiked-matrix (BBP) threshold per D, for the "
+                             "escape-direction signal θ = γ·radius (the runs start at the "
+                             "saddle)." if thr else "No theory threshold: the BBP result "
+                             "assumes iid noise entries, which this noise model does not "
+                             "have.")))
         mu = gap[gap["optimizer"] == "muon"]
         if mu["D"].nunique() > 1:
-            fig = plots.plot_phase(mu, "sigma", "median", title="Muon: KM median over (D, σ)")
+            names = ", ".join(sorted({_optimizer_label(r) for r in mu.to_dict("records")}))
+            fig = plots.plot_phase(mu, "sigma", "median", title=f"{names}: KM median over (D, σ)")
             plots.save(fig, out / "phase_muon.png")
             figs.append(("phase_muon.png", "Measured: Muon's KM median escape time over (D, σ) "
-                         "per noise model (white: median beyond the budget)."))
+                         "per noise model, one colour scale for all panels, each cell's value "
+                         "written in it (\"> budget\", blank: median beyond the budget)."))
     tr = a["frames"]["trajectories"]
     if not tr.empty and not a["traces"]["trajectories"].empty:
         fig = plots.plot_trajectory(tr, a["traces"]["trajectories"], per_group=2,
                                     title="Escape coordinate and orthogonal drift against t")
         plots.save(fig, out / "trajectories.png")
-        figs.append(("trajectories.png", "Measured: |a_t| (log scale) and orthogonal drift "
-                     "against t, two runs per optimizer and D; a straight climb on a log "
-                     "axis is exponential growth, a concave one is ballistic."))
+        figs.append(("trajectories.png", "Measured: |a_t| (top, log scale) and orthogonal "
+                     "drift (bottom) against t + 1 on a log axis, one column per method with "
+                     "its own time axis; two runs (the first two seeds) per method and D, each "
+                     "with its own legend entry (colour: D, line style: seed); a hollow circle "
+                     "ends a censored run."))
     ns = a["frames"]["ns_vs_polar"]
     if not ns.empty and ns["D"].nunique() > 1:
         fig = plots.plot_dimension(ns, "Newton-Schulz against exact polar Muon")
         plots.save(fig, out / "ns_vs_polar.png")
-        figs.append(("ns_vs_polar.png", "Measured: Muon escape time against D with 5-step NS "
-                     "and with the exact polar factor, per noise level σ; dashed: fits."))
+        figs.append(("ns_vs_polar.png", "Measured: Muon escape time against D, muon-ns (5-step "
+                     "Newton–Schulz) and muon-polar (exact polar factor), per noise level σ; "
+                     "dashed: fits (not drawn where b is flagged)."))
     if not a["drift"].empty:
-        figs.append(_drift_figure(out, a["drift"]))
+        figs.append(_drift_figure(out, a["drift"], a["frames"]["coherence"],
+                                  a["traces"]["coherence"]))
     if not a["bound_checks"].empty:
         f = _bounds_figure(out, a)
         if f:
@@ -513,59 +657,148 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
     return figs
 
 
-def _drift_figure(out: Path, drift: pd.DataFrame):
+def _bootstrap_median_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of the median over runs (scipy.stats.bootstrap); the
+    sample's range when it has fewer than 3 runs or no spread."""
+    import scipy.stats
+
+    x = np.asarray(x, float)
+    if x.size < 3 or np.ptp(x) == 0:
+        return (float(x.min()), float(x.max())) if x.size else (math.nan, math.nan)
+    r = scipy.stats.bootstrap((x,), np.median, n_resamples=999, method="percentile",
+                              random_state=np.random.default_rng(seed))
+    return float(r.confidence_interval.low), float(r.confidence_interval.high)
+
+
+def drift_per_run(runs: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
+    """Each escaped run's orthogonal drift at escape (its last recorded value), with method,
+    D and basis: the values :func:`drift_table` takes medians of."""
+    if runs.empty or traces.empty:
+        return pd.DataFrame(columns=["method", "D", "basis", "drift"])
+    last = traces.sort_values("t").groupby("run_id").tail(1).set_index("run_id")
+    df = _with_label(runs[runs["escaped"]])
+    return df.assign(drift=last.reindex(df["run_id"])["orthogonal_drift"].to_numpy())[
+        ["method", "D", "basis", "drift"]].dropna()
+
+
+def _drift_figure(out: Path, drift: pd.DataFrame, runs: pd.DataFrame, traces: pd.DataFrame):
+    """Median drift at escape per (method, D), coherent against incoherent: points with 95%
+    bootstrap CIs over runs, one row per (method, D) with its label on the y axis (no
+    colliding tick labels), log x axis only when every value is positive (points, not bars:
+    a bar's length on a log axis depends on an arbitrary floor)."""
     from .plots import _plt, save
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    labels = [f"{r.method}\nD={r.D}" for r in drift.itertuples()]
-    x = np.arange(len(drift))
-    ax.bar(x - 0.2, drift["drift_coherent"], 0.4, label="coherent")
-    ax.bar(x + 0.2, drift["drift_incoherent"], 0.4, label="incoherent")
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("median orthogonal drift at escape")
-    ax.set_yscale("log")
-    ax.legend()
+    per_run = drift_per_run(runs, traces)
+    keys = [(r.method, r.D) for r in drift.itertuples()]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(keys) + 1.6))
+    styles = {"coherent": dict(color="C0", marker="o", dy=-0.13),
+              "incoherent": dict(color="C1", marker="s", dy=0.13)}
+    allvals = []
+    for basis, st in styles.items():
+        y, med, lo, hi = [], [], [], []
+        for i, (method, D) in enumerate(keys):
+            v = per_run[(per_run["method"] == method) & (per_run["D"] == D)
+                        & (per_run["basis"] == basis)]["drift"].to_numpy(float)
+            if not v.size:
+                continue
+            m = float(np.median(v))
+            low, high = _bootstrap_median_ci(v, seed=i)
+            y.append(i + st["dy"])
+            med.append(m)
+            lo.append(m - low)
+            hi.append(high - m)
+            allvals.extend([low, high, m])
+        ax.errorbar(med, y, xerr=[lo, hi], fmt=st["marker"], color=st["color"], capsize=3,
+                    ms=5, ls="none", label=f"{basis} (median, 95% bootstrap CI over runs)")
+    ax.set_yticks(range(len(keys)), [f"{m}  D={D}" for m, D in keys], fontsize=8)
+    ax.invert_yaxis()
+    v = np.asarray(allvals, float)
+    if v.size and np.all(np.isfinite(v) & (v > 0)):
+        ax.set_xscale("log")
+    ax.set_xlabel("orthogonal drift at escape ‖Π⊥(W − W*)‖_F")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12 - 0.4 / max(len(keys), 1)),
+              ncol=2)
     ax.set_title("Orthogonal drift at escape: coherent vs incoherent escape directions",
                  fontsize=10)
     save(fig, out / "coherence_drift.png")
-    return ("coherence_drift.png", "Measured: median ‖Π⊥(W − W*)‖_F at the escape step, "
-            "coherent against incoherent escape directions, per optimizer and D.")
+    return ("coherence_drift.png", "Measured: median ‖Π⊥(W − W*)‖_F at the escape step with "
+            "its 95% bootstrap CI over the escaped runs, coherent (circles) against incoherent "
+            "(squares) escape directions, per method and D.")
+
+
+def _distinct_points(xs, ys):
+    """The distinct (x, y) pairs and how many times each occurs."""
+    pts, n = np.unique(np.column_stack([xs, ys]).astype(float), axis=0, return_counts=True)
+    return (pts[:, 0], pts[:, 1]), n
 
 
 def _bounds_figure(out: Path, a: dict):
+    """Measured escape time against each theory value: one panel per theory result (results
+    that apply to the same runs would hide one another in one panel). Escaped runs are
+    points; runs censored at the budget are hollow triangles at their last step (their
+    escape time is at least that)."""
     from .plots import _plt, save
 
     results = {k: r for k, r in _theory_results().items()
                if getattr(r, "quantity", None) == "escape_time"}
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    any_points = False
-    for i, (name, res) in enumerate(results.items()):
-        xs, ys = [], []
+    panels = []
+    for name, res in results.items():
+        xs, ys, cx, cy = [], [], [], []
         for _exp, g, b in _groups_meeting(res, a["frames"]):
             t, e = times_and_events(g)
             xs.extend([b] * int(e.sum()))
             ys.extend(t[e].tolist())
-        if xs:
-            any_points = True
-            ax.scatter(xs, ys, s=6, alpha=0.5, label=f"{name} ({res.kind})", color=f"C{i % 10}")
-    if not any_points:
-        plt.close(fig)
+            cx.extend([b] * int((~e).sum()))
+            cy.extend(t[~e].tolist())
+        if xs or cx:
+            panels.append((name, res, xs, ys, cx, cy))
+    if not panels:
         return None
-    lims = ax.get_xlim()
-    lo, hi = min(lims[0], ax.get_ylim()[0]), max(lims[1], ax.get_ylim()[1])
-    ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="measured = theory")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("theory value (steps)")
-    ax.set_ylabel("measured escape time (steps)")
-    ax.legend(fontsize=6)
-    ax.set_title("Measured escape times against the theory's values", fontsize=10)
+    plt = _plt()
+    k = len(panels)
+    cols = min(k, 3)
+    rows = math.ceil(k / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel()[k:]:
+        ax.set_visible(False)
+    for i, (name, res, xs, ys, cx, cy) in enumerate(panels):
+        ax = axes.ravel()[i]
+        color = f"C{i % 10}"
+        # Runs with equal (theory, measured) values would stack on one point: one marker per
+        # distinct point, its area proportional to the number of runs there.
+        if xs:
+            (ux, uy), n = _distinct_points(xs, ys)
+            ax.scatter(ux, uy, s=8 * n, alpha=0.5, color=color,
+                       label=f"escaped ({len(xs)} runs; area ∝ runs)")
+        if cx:
+            (ux, uy), n = _distinct_points(cx, cy)
+            ax.scatter(ux, uy, s=18 * n, marker="^", facecolors="none", edgecolors=color,
+                       label=f"censored: ≥ ({len(cx)} runs)")
+        vals = np.asarray(xs + ys + cx + cy, float)
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if vals.size:
+            lo, hi = vals.min() / 1.5, vals.max() * 1.5
+            ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="measured = theory")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_title(f"{name} ({res.kind})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("theory value (steps)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("measured escape time (steps)", fontsize=8)
+    fig.suptitle("Measured escape times against the theory's values", fontsize=10)
+    fig.tight_layout()
     save(fig, out / "bounds.png")
-    return ("bounds.png", "Measured escape time of each escaped run against the theory value "
-            "for its config (upper bounds: points must lie below the dotted line; lower "
-            "bounds: above).")
+    return ("bounds.png", "Measured escape time of each run against the theory value for its "
+            "config, one panel per theory result (upper bounds: points must lie below the "
+            "dotted line; lower bounds: above); a marker's area is proportional to the runs at "
+            "that point. Hollow triangles: runs censored at the budget (escape time at least "
+            "that).")
 
 
 def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Path:
@@ -589,6 +822,38 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
     lines.append(md_table(pd.DataFrame(rows), 1))
     lines.append("\n*wall_s: seconds this invocation spent on the experiment (a resumed run only "
                  "counts the runs it had left).*\n")
+    lines.append("### Settings\n")
+    lines.append("Read from the stored runs. Methods: `muon-ns` is Muon with 5-step "
+                 "Newton–Schulz orthogonalization, `muon-polar` Muon with the exact polar "
+                 "factor; the other names are the optimizers'. budget: max_steps, the step at "
+                 "which a run that has not escaped is censored. seeds: seeds per condition.\n")
+    lines.append(md_table(settings_table(a["frames"])))
+    lines.append("\n### Shapes\n")
+    lines.append("Every shape m×n that ran, per experiment.\n")
+    lines.append(md_table(shapes_table(a["frames"]), 2))
+    lines.append("\n## Definitions\n")
+    lines.append("- **Escape time**: the first step at which the escape-direction component "
+                 "reaches the radius; runs that do not escape within the budget are censored "
+                 "there (diverged runs at the divergence step). Medians are Kaplan–Meier "
+                 "medians with 95% CIs; a median beyond the budget is only a lower bound.")
+    lines.append("- **Learning-rate protocols**:")
+    for k, v in PROTOCOLS.items():
+        lines.append(f"    - `{k}`: {v};")
+    lines.append("- **Dimension exponent b**: the slope of log KM median against log D. Its "
+                 "class, from its 95% bootstrap CI [low, high]:")
+    lines.append(f"    - *dimension-free*: the CI lies inside (-{FLAT_B}, {FLAT_B});")
+    lines.append(f"    - *faster with D*: the CI lies below -{FLAT_B} (escape gets faster as D "
+                 "grows);")
+    lines.append(f"    - *O(D)*: the CI lies above {LINEAR_B}, or contains 1 and lies above "
+                 f"{FLAT_B};")
+    lines.append(f"    - *grows with D (sub-linear)*: the CI lies above {FLAT_B} otherwise;")
+    lines.append("    - *inconclusive*: the CI straddles a boundary; *undetermined*: no finite "
+                 "CI.")
+    lines.append(f"- **Caveats on exponents**: fitted on fewer than {MIN_DIMS} D, with at "
+                 f"least {HEAVY_CENSORING:.0%} of the runs censored, or with a D dropped "
+                 "because its median is beyond the budget. Such exponents are printed, "
+                 "flagged, and not measurements of the scaling.")
+    lines.append("")
     lines.append("\n## Verdicts\n")
     lines.append("Each verdict is computed by `saddle.reproduce.verdicts` from the tables below, "
                  "with the rule stated.\n")
@@ -598,20 +863,35 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
         for e in v.evidence:
             lines.append(f"- {e}")
         lines.append("")
+    notes = censoring_notes(a["frames"].get("dimension", pd.DataFrame()))
+    if notes:
+        lines.append("### Censoring\n")
+        lines.append("Methods whose runs mostly did not escape within the budget: their KM "
+                     "medians are lower bounds, and their exponents carry a caveat in the "
+                     "tables and in the evidence above.\n")
+        for n in notes:
+            lines.append(f"- {n}")
+        lines.append("")
     lines.append("## Dimension exponents (measured)\n")
     lines.append("Fitted b in log τ_med = a + b log D (Kaplan–Meier medians; 95% percentile "
                  "bootstrap CI over seeds; `tuned` keeps the best learning rate per D). "
-                 "aspect = m/n.\n")
-    e = a["exponents"]
+                 "aspect = m/n; dims: the number of D fitted; caveat: see Definitions.\n")
+    e = with_caveats(a["exponents"])
     if not e.empty:
         t = e[["method", "lr_protocol", "noise", "aspect", "exponent", "low", "high", "dims",
-               "d_min", "d_max", "censored_frac"]].sort_values(
+               "d_min", "d_max", "censored_frac", "caveat"]].sort_values(
                    ["method", "lr_protocol", "noise", "aspect"])
         lines.append(md_table(t))
+    single = single_shape_medians(a["frames"].get("dimension", pd.DataFrame()))
+    if not single.empty:
+        lines.append("\n### Shapes run at a single D (measured)\n")
+        lines.append("No exponent can be fitted from one D; the KM medians (95% CI; — : beyond "
+                     "the budget) of these runs.\n")
+        lines.append(md_table(single, 0))
     lines.append("\n## Newton–Schulz against exact polar (measured)\n")
-    lines.append(md_table(a["ns_exponents"][["method", "sigma", "exponent", "low", "high",
-                                              "dims", "censored_frac"]]
-                          if not a["ns_exponents"].empty else pd.DataFrame()))
+    nse = with_caveats(a["ns_exponents"])
+    lines.append(md_table(nse[["method", "sigma", "exponent", "low", "high", "dims",
+                               "censored_frac", "caveat"]] if not nse.empty else pd.DataFrame()))
     lines.append("\n## Gap thresholds (measured)\n")
     lines.append("σ* = the smallest noise level at which the KM median more than doubles "
                  "relative to the smallest σ, or fewer than half the runs escape.\n")
@@ -627,7 +907,12 @@ def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Pa
         lines.append("ratio = measured escape time ÷ theory value; a violation is an escape "
                      "outside the bound (or, for an upper bound, no escape within a budget "
                      "beyond it).\n")
-        lines.append(md_table(a["bound_checks"]))
+        bc = a["bound_checks"].copy()
+        for c in ("runs", "violations", "undetermined"):  # counts print as integers
+            if c in bc.columns:
+                bc[c] = pd.Series([None if pd.isna(v) else int(v) for v in bc[c]],
+                                  index=bc.index, dtype=object)
+        lines.append(md_table(bc))
     lines.append("\n## Figures\n")
     for fname, caption in figures:
         lines.append(f"![{fname}]({fname})\n")

@@ -88,3 +88,43 @@ def test_reproduce_rejects_unknown_experiment(tmp_path):
     r = subprocess.run([sys.executable, "-m", "saddle", "reproduce", "--only", "dimensions",
                         "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert r.returncode == 2 and "--only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_report_states_settings_shapes_caveats_and_integer_counts(tmp_path):
+    """The report from fabricated results: settings and every shape, definitions (protocols,
+    verdict classes), flagged exponents, the censoring note, integer violation counts."""
+    from test_figures import fabricate
+
+    from saddle.analysis import exponent_table, select_tuned
+    from saddle.reproduce import _with_label, write_report
+
+    conds = [dict(optimizer=o, m=m, n=n, noise="isotropic", sigma=0.01, gamma=0.1)
+             for o in ("adamw", "mano") for m, n in ((16, 16), (32, 32), (32, 16))]
+    dim = fabricate(conds, time=lambda cfg, seed: None if cfg.optimizer == "mano"
+                    else 50 + seed + cfg.D // 64)
+    frames = {name: pd.DataFrame() for name in reproduce.EXPERIMENTS}
+    frames["dimension"] = dim
+    exps = exponent_table(_with_label(select_tuned(dim)),
+                          by=["method", "lr_protocol", "noise", "aspect"])
+    checks = pd.DataFrame([
+        dict(bound="muon_ballistic", kind="upper", optimizer="muon", runs=12, violations=0,
+             undetermined=0, median_ratio=0.5, min_ratio=0.1, max_ratio=0.9,
+             experiments="bounds"),
+        dict(bound="sgd_law", kind="estimate", optimizer="sgd", runs=4, violations=None,
+             undetermined=0, median_ratio=1.0, min_ratio=0.9, max_ratio=1.1,
+             experiments="bounds"),
+    ])
+    empty = pd.DataFrame()
+    a = dict(frames=frames, traces={k: empty for k in frames}, exponents=exps,
+             ns_exponents=empty, trajectories=empty, drift=empty, gaps=empty,
+             bound_checks=checks, verdicts=verdicts(exps, empty, empty, empty))
+    text = write_report(tmp_path, a, [], {"dimension": {"wall_s": 1.0}}, quick=True).read_text()
+    assert "32×16" in text  # the single-D shape is reported
+    assert "### Shapes run at a single D" in text
+    for word in ("`matched_rms`", "`stability_edge`", "*faster with D*", "*dimension-free*",
+                 "### Settings", "budget"):
+        assert word in text, word
+    assert "only 2 D" in text  # every square series here has two D: flagged
+    assert "mano: 100% of its" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| muon_ballistic"))
+    assert "| 0 |" in row and "0.00 |" not in row.split("|")[5]
