@@ -69,14 +69,12 @@ def test_plot_output_into_an_unwritable_folder_is_one_line(no_escape):
 
 
 def test_plots_of_a_store_where_nothing_escaped(no_escape, tmp_path):
-    for kind in ("dimension", "phase", "trajectory"):
-        r = _cli("plot", no_escape, "--kind", kind, "--output", tmp_path / f"{kind}.png")
+    """Every kind draws what it can: censored medians become lower bounds at the budget."""
+    for kind in ("dimension", "phase", "trajectory", "gap"):
+        extra = ["--x", "sigma"] if kind == "gap" else []
+        r = _cli("plot", no_escape, "--kind", kind, *extra, "--output", tmp_path / f"{kind}.png")
         assert r.returncode == 0, r.stderr
-    # The gap plot's escape-time axis is logarithmic with nothing on it: one line, no file.
-    r = _cli("plot", no_escape, "--kind", "gap", "--x", "sigma", "--output",
-             tmp_path / "gap.png")
-    _one_line_error(r, "no finite median escape time")
-    assert "0 of 8 runs escaped" in r.stderr and not (tmp_path / "gap.png").exists()
+        assert (tmp_path / f"{kind}.png").stat().st_size > 0
 
 
 def test_results_and_plot_go_on_past_a_damaged_part(no_escape, tmp_path):

@@ -130,16 +130,6 @@ def _draw(args, kind, df, threshold, per_group, target) -> list[Path]:
     try:
         with os_errors_in_one_line("--output"):
             return plots.save(fig, target)
-    except ValueError as e:
-        # matplotlib refuses a log axis with no positive value: every group's median escape
-        # time is beyond the budget (nothing, or too little, escaped).
-        if "log-scaled" not in str(e):
-            raise
-        escaped = int(df["escaped"].sum()) if "escaped" in df.columns else 0
-        raise SaddleInputError(
-            f"--kind: {kind} has no finite median escape time to draw on its log axis "
-            f"({escaped} of {len(df)} runs escaped); allowed: a sweep where most runs of a "
-            "group escape (raise max_steps), or --kind phase --metric success_rate") from None
     finally:
         plots._plt().close(fig)
 
