@@ -1,0 +1,227 @@
+r"""The two-layer linear network saddle: full-batch regression on a low-rank teacher.
+
+With whitened Gaussian inputs x ~ N(0, I_n), the population loss of the student
+x -> W_2 W_1 x against the teacher x -> S x is exactly
+
+.. math::
+
+    \tfrac12 \lVert W_2 W_1 - S \rVert_F^2, \qquad
+    W_1 \in \mathbb{R}^{h \times n},\ W_2 \in \mathbb{R}^{m \times h},\
+    S = \sum_{i < k} s_i u_i v_i^\top,
+
+with s_i = teacher_scale * teacher_decay^i. The parameter is the pytree
+``{"W1": (h, n), "W2": (m, h)}`` (h = ``width``, k = ``teacher_rank``), so D = h (m + n).
+
+The lab's loss criterion assumes f(W*) = 0, so the landscape's value is the loss minus its
+value at the origin:
+
+.. math::
+
+    f(W) = \tfrac12 \lVert P - S \rVert_F^2 - \tfrac12 \lVert S \rVert_F^2
+         = \langle P, \tfrac12 P - S \rangle, \qquad P = W_2 W_1,
+
+evaluated in the second form, which has no cancellation near the origin. Its gradient is
+dW_1 = W_2^T G, dW_2 = G W_1^T with G = P - S.
+
+The saddle. The origin is a critical point (both gradients carry a factor of the other
+layer). Its second-order term is -<W_2 W_1, S>: for a unit hidden vector e and a teacher
+mode i, the pair W_1 = a e v_i^T, W_2 = b u_i e^T has W_2 W_1 = a b u_i v_i^T, so the term
+is -s_i a b and the Hessian on (a, b) is [[0, -s_i], [-s_i, 0]]: eigenvalue -s_i along
+(a, b) = (1, 1)/sqrt(2) (same signs: a b > 0 lowers the loss) and +s_i along (1, -1)/sqrt(2).
+Every other direction (W_1 rows orthogonal to every v_i, W_2 columns orthogonal to every
+u_i, or pairs of distinct modes) has curvature 0. So the spectrum at the origin is +-s_i,
+each with multiplicity h, and 0 elsewhere.
+
+The escape directions are the negative-curvature eigenvectors of the first hidden unit
+e = e_0:
+
+.. math::
+
+    E_i = \bigl(W_1 = e_0 v_i^\top / \sqrt2,\ W_2 = u_i e_0^\top / \sqrt2\bigr),
+    \qquad i < r = \text{escape\_rank} \le k,
+
+orthonormal over the two leaves (<E_i, E_j> = (v_i.v_j + u_i.u_j)/2 = delta_ij), with
+E_i^T H E_i = -s_i. They span r of the h k negative directions: a run that learns mode i
+through another hidden unit (a random start picks a random combination of units) moves
+little along E_i, so the projection criterion undercounts escapes here; the loss
+criterion (depth 1/2 sum_{i < min(h, k)} s_i^2) measures leaving the plateau whichever
+units learn.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import ConfigError
+from ..fields import float_field, int_field
+from ..reduce import tree_sum
+from ._spec import LandscapeSpec, register
+from .base import AbstractLandscape
+
+__all__ = ["LinearNetworkSaddle", "LinearNetworkSpec", "teacher_arrays", "singular_values"]
+
+_HI = jax.lax.Precision.HIGHEST
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class LinearNetworkSaddle(AbstractLandscape):
+    """The origin of a two-layer linear network on a teacher S.
+
+    Attributes:
+        S: (m, n) the teacher (scaled).
+        U: (m, k) its left singular vectors u_i, orthonormal columns.
+        V: (n, k) its right singular vectors v_i.
+        width: h, the hidden width (static).
+        escape_rank: r <= k (static).
+    """
+
+    S: jax.Array
+    U: jax.Array
+    V: jax.Array
+    width: int = field(metadata=dict(static=True))
+    escape_rank: int = field(metadata=dict(static=True))
+
+    def __post_init__(self):
+        k = self.U.shape[-1]
+        if not 1 <= self.escape_rank <= k:
+            raise ValueError(f"escape_rank: got {self.escape_rank}; allowed: 1..{k} "
+                             "(the teacher's rank)")
+        if self.width < 1:
+            raise ValueError(f"width: got {self.width}; allowed: an integer >= 1")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.S.shape)
+
+    @property
+    def saddle_point(self):
+        m, n = self.shape
+        return {"W1": jnp.zeros((self.width, n), self.S.dtype),
+                "W2": jnp.zeros((m, self.width), self.S.dtype)}
+
+    def value_and_grad_with_coordinates(self, W):
+        W1, W2 = W["W1"], W["W2"]
+        P = jnp.matmul(W2, W1, precision=_HI)
+        value = tree_sum(P * (0.5 * P - self.S))
+        G = P - self.S
+        grad = {"W1": jnp.matmul(W2.T, G, precision=_HI),
+                "W2": jnp.matmul(G, W1.T, precision=_HI)}
+        return value, grad, self.direction_coordinates(W)
+
+    def direction_coordinates(self, X):
+        """<E_i, X> = (X1[0, :] . v_i + X2[:, 0] . u_i) / sqrt(2) for i < r."""
+        r = self.escape_rank
+        first = tree_sum(X["W1"][0][:, None] * self.V[:, :r], axis=0)
+        second = tree_sum(X["W2"][:, 0][:, None] * self.U[:, :r], axis=0)
+        return (first + second) * _INV_SQRT2
+
+    def escape_direction(self, i: int):
+        zero = self.saddle_point
+        return {"W1": zero["W1"].at[0].set(self.V[:, i] * _INV_SQRT2),
+                "W2": zero["W2"].at[:, 0].set(self.U[:, i] * _INV_SQRT2)}
+
+
+# --------------------------------------------------------------------------------------
+# The family's spec: its fields, its shared arrays and how the engine builds it.
+
+_LS = "landscape"
+_WIDTH_MAX = 2**20
+_D_MAX = 2**31 - 1  # as for m * n in the core check
+_FIELDS = (
+    int_field("width", 16, "linear_network: hidden width h (W1 is h x n, W2 is m x h; "
+              "D = h(m + n))", _LS, lo=1, hi=_WIDTH_MAX),
+    int_field("teacher_rank", 1, "linear_network: rank k of the teacher S, in [1, min(m, n)]",
+              _LS, lo=1),
+    float_field("teacher_scale", 1.0, "linear_network: the teacher's largest singular value "
+                "s_1 (escape eigenvalue -s_1)", _LS, lo=0, lo_open=True),
+    float_field("teacher_decay", 0.5, "linear_network: singular value ratio, s_i = "
+                "teacher_scale * teacher_decay^(i-1)", _LS, lo=0, hi=1, lo_open=True),
+)
+
+# Independent NumPy streams for the teacher's two factors (distinct from the spectral
+# family's, though nothing relies on that).
+_STREAM_U, _STREAM_V = 11, 12
+
+
+def _haar_columns(rng: np.random.Generator, size: int, k: int) -> np.ndarray:
+    """k orthonormal columns, Haar on the Stiefel manifold (QR of a Gaussian, sign fix)."""
+    Q, R = np.linalg.qr(rng.standard_normal((size, k)))
+    return Q * np.sign(np.diag(R))
+
+
+def singular_values(values) -> np.ndarray:
+    """The teacher's singular values s_i = teacher_scale * teacher_decay^i, i < k."""
+    k = values["teacher_rank"]
+    return values["teacher_scale"] * values["teacher_decay"] ** np.arange(k, dtype=float)
+
+
+def teacher_arrays(config) -> dict[str, np.ndarray]:
+    """The float64 teacher of a config at unit scale: U (m, k), V (n, k) and
+    S_unit = sum_i teacher_decay^i u_i v_i^T (the run scales it by teacher_scale)."""
+    m, n, k = config.m, config.n, config.teacher_rank
+    seed = int(config.landscape_seed)
+    U = _haar_columns(np.random.default_rng([seed, _STREAM_U]), m, k)
+    V = _haar_columns(np.random.default_rng([seed, _STREAM_V]), n, k)
+    decay = config.teacher_decay ** np.arange(k, dtype=float)
+    return dict(U=U, V=V, S_unit=(U * decay) @ V.T)
+
+
+@register
+class LinearNetworkSpec(LandscapeSpec):
+    name = "linear_network"
+    summary = "two-layer linear network 1/2 ||W2 W1 - S||^2 at the origin (full batch)"
+    fields = _FIELDS
+    # teacher_scale only multiplies S, so runs that differ in it share one teacher draw.
+    traced = ("teacher_scale",)
+
+    def static_key(self, config) -> tuple:
+        return (("shape", (config.m, config.n, config.width)),)
+
+    def shared_key(self, config) -> tuple:
+        return (config.m, config.n, config.landscape_seed, config.teacher_rank,
+                config.teacher_decay)
+
+    def shared_arrays(self, config):
+        return teacher_arrays(config)
+
+    def build(self, static, arrays, s, escape_rank):
+        width = static["shape"][2]
+        return LinearNetworkSaddle(S=s["teacher_scale"] * arrays["S_unit"], U=arrays["U"],
+                                   V=arrays["V"], width=width, escape_rank=escape_rank)
+
+    def dimension(self, config) -> int:
+        return config.width * (config.m + config.n)
+
+    def loss_depth(self, values) -> float:
+        """1/2 sum_{i < min(h, k)} s_i^2: the best rank-h fit of S (f(W*) = 0)."""
+        s = singular_values(values)[: values["width"]]
+        return 0.5 * float(np.sum(s * s))
+
+    def mean_squared_curvature(self, config) -> float:
+        """The Hessian at the origin has +-s_i with multiplicity h each, 0 elsewhere."""
+        s = singular_values(config.to_dict())
+        return 2 * config.width * float(np.sum(s * s)) / self.dimension(config)
+
+    def check(self, values):
+        D = values["width"] * (values["m"] + values["n"])
+        if D > _D_MAX:
+            raise ConfigError("width", values["width"],
+                              f"width * (m + n) <= {_D_MAX} (got D = {D})")
+        k_max = min(values["m"], values["n"])
+        if values["teacher_rank"] > k_max:
+            raise ConfigError("teacher_rank", values["teacher_rank"],
+                              f"an integer in [1, min(m, n)] = [1, {k_max}]")
+        if values["escape_rank"] > values["teacher_rank"]:
+            raise ConfigError("escape_rank", values["escape_rank"],
+                              f"an integer in [1, teacher_rank] = [1, {values['teacher_rank']}]")
+        if values["escape"] == "loss" and not values["loss_drop"] < self.loss_depth(values):
+            raise ConfigError("loss_drop", values["loss_drop"],
+                              f"a number in (0, {self.loss_depth(values):.6g}): the depth "
+                              "1/2 sum s_i^2 of the best fit of the teacher")
