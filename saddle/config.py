@@ -301,8 +301,12 @@ class Config:
         return d
 
     def config_hash(self) -> str:
-        """Content hash of the normalized condition (seeds excluded), 16 hex digits."""
-        return _hash(self.condition_dict())
+        """Content hash of the normalized condition (seeds excluded), 16 hex digits.
+
+        Only the fields that apply (not None) enter it, so registering a new component,
+        whose fields are None in every other config, leaves existing hashes unchanged.
+        """
+        return _hash({k: v for k, v in self.condition_dict().items() if v is not None})
 
     def run_key(self, seed: int) -> str:
         """Content hash identifying one run: this condition and one seed."""
@@ -392,7 +396,7 @@ def memory_estimate(config: Config, trace_stride: int | None = None) -> tuple[in
     """
     m, n = config.m, config.n
     isz = _ITEMSIZE[config.dtype]
-    mn = m * n
+    mn = max(m * n, config.D)  # a network landscape has more parameters than m x n
     shared = mn * (4 * 8 + 2 * isz)
     if config.landscape == "spectral" and config.basis in ("incoherent", "partial"):
         shared += (m * m + n * n) * (3 * 8 + isz)

@@ -128,6 +128,16 @@ def toys():
         reg.unregister(spec.name)
 
 
+def test_registering_a_component_leaves_existing_hashes_unchanged():
+    before = Config.from_dict(optimizer="adamw", noise="opnorm").config_hash()
+    spec = ToySignSpec()
+    OPTIMIZERS.register(spec)
+    try:
+        assert Config.from_dict(optimizer="adamw", noise="opnorm").config_hash() == before
+    finally:
+        OPTIMIZERS.unregister(spec.name)
+
+
 def test_registered_components_validate_and_normalize(toys):
     c = Config.from_dict(optimizer="toy_sign", noise="toy_rademacher", landscape="toy_pair",
                          m=4, n=3)

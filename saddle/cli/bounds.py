@@ -161,9 +161,12 @@ def cmd_bounds(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True, highlight=False)
     c = config
     console.print(
-        f"[bold]{c.optimizer}[/bold] on a {c.m}x{c.n} spectral saddle, {c.noise} noise, "
-        f"lr = {c.learning_rate}; config {c.config_hash()}"
+        f"[bold]{c.optimizer}[/bold] on a {escape(c.components()[0].describe(c))}, {c.noise} "
+        f"noise, lr = {c.learning_rate}; config {c.config_hash()}"
     )
+    if not rows:
+        console.print(f"no theory result is about this config (the lab's theory covers the "
+                      f"spectral saddle; this is landscape {c.landscape!r})")
     for d in rows:
         v = d["value"]
         value = "-" if v is None else f"{v:.6g}"

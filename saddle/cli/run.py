@@ -85,9 +85,8 @@ def _print_table(result) -> None:
     c = result.config
     console = Console(soft_wrap=True)
     console.print(
-        f"[bold]{c.optimizer}[/bold] on a {c.m}x{c.n} spectral saddle "
-        f"(D = {c.D}, r = {c.escape_rank}, gamma = {c.gamma}, {c.basis} basis, "
-        f"{c.noise} noise" + (f" sigma = {c.sigma}" if c.sigma is not None else "") + "), "
+        f"[bold]{c.optimizer}[/bold] on a {c.components()[0].describe(c)}, "
+        f"{c.noise} noise" + (f" sigma = {c.sigma}" if c.sigma is not None else "") + ", "
         f"lr = {c.learning_rate}, criterion {c.escape}, budget {c.max_steps} steps; "
         f"config {c.config_hash()}"
     )

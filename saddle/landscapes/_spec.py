@@ -37,6 +37,10 @@ class LandscapeSpec(Component):
               s: Mapping[str, Any], escape_rank: int) -> AbstractLandscape:
         raise NotImplementedError
 
+    def describe(self, config) -> str:
+        """A one-line description of a config's landscape, for tables and progress."""
+        return f"{config.m}x{config.n} {self.name} landscape (D = {self.dimension(config)})"
+
     def dimension(self, config) -> int:
         """D, the number of parameters."""
         return config.m * config.n

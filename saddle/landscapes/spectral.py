@@ -299,6 +299,10 @@ class SpectralSpec(LandscapeSpec):
             basis=arrays["basis"] if static["basis"] == "structured" else None,
         )
 
+    def describe(self, config) -> str:
+        return (f"{config.m}x{config.n} spectral saddle (D = {config.D}, r = "
+                f"{config.escape_rank}, gamma = {config.gamma}, {config.basis} basis)")
+
     def loss_depth(self, values) -> float:
         """gamma^2/(4 kappa), infinite for kappa = 0 (and 0 for gamma = 0)."""
         gamma, quartic = values["gamma"], values["quartic"]

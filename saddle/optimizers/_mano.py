@@ -15,11 +15,11 @@ from ._base import (
     cast,
     decayed_step,
     learning_rate_at,
-    make_fallback,
     map_leaves,
     split_matrices,
     zeros_like_tree,
 )
+from ._fallback import make_fallback
 from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 
 __all__ = ["mano", "ManoState", "mano_direction"]

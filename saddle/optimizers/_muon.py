@@ -14,11 +14,11 @@ from ._base import (
     cast,
     decayed_step,
     learning_rate_at,
-    make_fallback,
     map_leaves,
     split_matrices,
     zeros_like_tree,
 )
+from ._fallback import make_fallback
 from ._orthogonalize import NS_COEFFS, newton_schulz, polar_factor
 from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
 

@@ -22,6 +22,9 @@ from typing import Any
 
 import sympy as sp
 
+from ..landscapes.spectral import SpectralSpec
+
+SPECTRAL = SpectralSpec.name
 __all__ = ["Assumption", "Result", "KINDS", "QUANTITIES", "relation_symbol", "psi", "psi1"]
 
 # Display-friendly special functions: sympy prints digamma as polygamma(0, x); these print as
@@ -203,7 +206,10 @@ class Result:
         return [a for a in self.assumptions if a.on == "state"]
 
     def applies_to(self, config) -> bool:
-        """True when the result is about this config's optimizer (or about none)."""
+        """True when the result is about this config's landscape family (every result so far
+        is about the spectral saddle) and optimizer (or about none)."""
+        if config.landscape != SPECTRAL:
+            return False
         return self.optimizer is None or self.optimizer == config.optimizer
 
     def as_dict(self, config) -> dict:
