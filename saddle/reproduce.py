@@ -866,10 +866,8 @@ def _report_definitions() -> list[str]:
 
 def _report_verdicts(a: dict) -> list[str]:
     """The verdict per claim with its rule and evidence, and the censoring notes."""
-    lines: list[str] = []
-    lines.append("\n## Verdicts\n")
-    lines.append("Each verdict is computed by `saddle.reproduce.verdicts` from the tables below, "
-                 "with the rule stated.\n")
+    lines = ["\n## Verdicts\n", "Each verdict is computed by `saddle.reproduce.verdicts` from "
+             "the tables below, with the rule stated.\n"]
     for v in a["verdicts"]:
         lines.append(f"### {v.claim}: {v.statement}\n")
         lines.append(f"**Verdict: {v.verdict}.** Rule: {v.rule}\n")

@@ -34,30 +34,36 @@ def _binomial_band(p, reps, z=3.0):
     return z * math.sqrt(p * (1 - p) / reps)
 
 
+def _coverage(seed, reps, n, true, budget, interval) -> float:
+    """How often ``interval(times, events, rep)`` covers the true median of censored
+    exponential escape times."""
+    rng = np.random.default_rng(seed)
+    hit = 0
+    for i in range(reps):
+        t, e = _censored_exponential(rng, true, n, budget=budget)
+        lo, hi = interval(t, e, i)
+        hit += lo <= true <= hi
+    return hit / reps
+
+
 def test_km_median_ci_coverage():
     """The 95% CI covers the true median at the nominal rate (within 3 binomial SEs)."""
-    rng = np.random.default_rng(2)
-    reps, n, true = 400, 40, 100.0
-    hit = 0
-    for _ in range(reps):
-        t, e = _censored_exponential(rng, true, n, budget=250)
+    reps = 400
+
+    def km(t, e, _):
         q = km_median(t, e)
-        hit += q.low <= true <= q.high
-    cov = hit / reps
+        return q.low, q.high
+
+    cov = _coverage(2, reps, 40, 100.0, 250, km)
     # Discrete (ceil) times make the interval slightly conservative; never much below 0.95.
     assert cov >= 0.95 - _binomial_band(0.95, reps), cov
     assert cov <= 1.0
 
 
 def test_bootstrap_median_ci_coverage():
-    rng = np.random.default_rng(3)
-    reps, n, true = 300, 60, 50.0
-    hit = 0
-    for i in range(reps):
-        t, e = _censored_exponential(rng, true, n, budget=10_000)
-        lo, hi = bootstrap_median_ci(t, e, n_resamples=499, seed=i)
-        hit += lo <= true <= hi
-    cov = hit / reps
+    reps = 300
+    cov = _coverage(3, reps, 60, 50.0, 10_000,
+                    lambda t, e, i: bootstrap_median_ci(t, e, n_resamples=499, seed=i))
     # Percentile bootstrap of a median is known to under-cover slightly at small n: allow
     # 3 binomial SEs plus 2 points.
     assert abs(cov - 0.95) <= _binomial_band(0.95, reps) + 0.02, cov
