@@ -93,8 +93,11 @@ def step(key: StepKey, state: RunState, problem: Problem) -> tuple[RunState, Ste
     L = problem.landscape
     W = state.params
     f, g, a = L.value_and_grad_with_coordinates(W)
-    Xi = _draw(problem.rng, key.key, key.t, W,
-               lambda gen, shape, dtype: problem.noise.sample(gen, shape, dtype))
+    if problem.noise.state_dependent:  # decided at trace time: the model's class attribute
+        Xi = problem.noise.gradient_noise(generator(problem.rng, key.key, key.t), L, W, g)
+    else:
+        Xi = _draw(problem.rng, key.key, key.t, W,
+                   lambda gen, shape, dtype: problem.noise.sample(gen, shape, dtype))
     G = jax.tree.map(jnp.add, g, Xi)
     updates, opt_state = problem.optimizer.update(G, state.opt_state, W)
     W_new = jax.tree.map(jnp.add, W, updates)

@@ -33,6 +33,15 @@ class NoiseModel:
         """One draw of Xi with the given shape and dtype from a run's step generator."""
         return NOISES[self.kind].sample(self, gen, shape, dtype)
 
+    @property
+    def state_dependent(self) -> bool:
+        """Whether Xi depends on the iterate (then the engine calls :meth:`gradient_noise`)."""
+        return NOISES[self.kind].state_dependent
+
+    def gradient_noise(self, gen, landscape, params, grad):
+        """One step's Xi (a pytree like ``params``) of a state-dependent model."""
+        return NOISES[self.kind].gradient_noise(self, gen, landscape, params, grad)
+
 
 class NoiseSpec(Component):
     """A gradient-noise model: Xi in G = grad f(W) + Xi, a fresh draw every step.
@@ -50,6 +59,8 @@ class NoiseSpec(Component):
     numba: ClassVar[bool] = False
     # Whether the model draws random numbers at all (the numba kernels skip drawing if not).
     draws: ClassVar[bool] = True
+    # Xi depends on the iterate: the engine calls gradient_noise, not sample, once per step.
+    state_dependent: ClassVar[bool] = False
 
     # --- the engine -------------------------------------------------------------------
     def shared_key(self, config) -> tuple:
@@ -61,6 +72,11 @@ class NoiseSpec(Component):
         return {}
 
     def sample(self, model: NoiseModel, gen, shape, dtype) -> jax.Array:
+        raise NotImplementedError
+
+    def gradient_noise(self, model: NoiseModel, gen, landscape, params, grad):
+        """Xi (a pytree like ``params``) at the iterate ``params``, whose full gradient is
+        ``grad``, drawn from the step's generator ``gen`` (state-dependent models only)."""
         raise NotImplementedError
 
     def numba_scale(self, config) -> float:
