@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +23,10 @@ class LandscapeSpec(Component):
     values and the per-run ``traced`` scalars into an :class:`AbstractLandscape`. Each run
     may have its own scalars: ``build`` is called under ``vmap``.
     """
+
+    # The landscape object has ``minibatch_gradient(W, X)``: the gradient on the inputs X
+    # (B, n) of a population loss over x ~ N(0, I_n) (the ``minibatch`` noise model uses it).
+    minibatch: ClassVar[bool] = False
 
     def shared_key(self, config) -> tuple:
         """The config values the shared arrays depend on (by default every own field that

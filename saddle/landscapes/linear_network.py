@@ -115,6 +115,15 @@ class LinearNetworkSaddle(AbstractLandscape):
                 "W2": jnp.matmul(G, W1.T, precision=_HI)}
         return value, grad, self.direction_coordinates(W)
 
+    def minibatch_gradient(self, W, X):
+        """The gradient of 1/(2B) sum_b ||W2 W1 x_b - S x_b||^2 on the rows x_b of X (B, n):
+        the full gradient with I replaced by X^T X / B (unbiased for x ~ N(0, I))."""
+        W1, W2 = W["W1"], W["W2"]
+        R = jnp.matmul(jnp.matmul(W2, W1, precision=_HI) - self.S, X.T, precision=_HI)
+        G = jnp.matmul(R, X, precision=_HI) / X.shape[0]  # (P - S) X^T X / B
+        return {"W1": jnp.matmul(W2.T, G, precision=_HI),
+                "W2": jnp.matmul(G, W1.T, precision=_HI)}
+
     def direction_coordinates(self, X):
         """<E_i, X> = (X1[0, :] . v_i + X2[:, 0] . u_i) / sqrt(2) for i < r."""
         r = self.escape_rank
@@ -180,6 +189,7 @@ class LinearNetworkSpec(LandscapeSpec):
     fields = _FIELDS
     # teacher_scale only multiplies S, so runs that differ in it share one teacher draw.
     traced = ("teacher_scale",)
+    minibatch = True  # LinearNetworkSaddle.minibatch_gradient (online SGD on x ~ N(0, I))
 
     def static_key(self, config) -> tuple:
         return (("shape", (config.m, config.n, config.width)),)

@@ -1,0 +1,77 @@
+r"""Minibatch gradient noise: online SGD on a landscape that is a population loss.
+
+For a landscape whose spec sets ``minibatch = True`` (the two-layer linear network), the
+stochastic gradient is the gradient of the loss on B = ``minibatch_size`` fresh inputs
+x ~ N(0, I_n) with noiseless targets y = S x. For the linear network, with P = W_2 W_1,
+
+.. math::
+
+    G_B = (P - S) \frac{X^\top X}{B}, \qquad dW_1 = W_2^\top G_B, \qquad dW_2 = G_B W_1^\top,
+
+and Xi = (dW_1, dW_2) - grad f(W): the loss and the escape criteria stay full-batch. Xi is
+state-dependent: E Xi = 0 and its covariance is that of one sample's gradient divided by B.
+At the origin it is exactly zero (each layer's gradient carries the other layer as a
+factor), so a run must not start exactly at the saddle to move at all.
+
+Only fresh data every step is modelled (online SGD, ``samples = 0``); a finite data set
+(N inputs drawn once, epochs over them) is future work. The inputs come from the run's
+noise stream at the step (generator sub-stream 0). The numba kernels do not run it, and
+the theory's noise facts are unknown here (infinite).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import ConfigError
+from ..fields import int_field
+from ..registry import LANDSCAPES
+from ._spec import NoiseSpec, register
+
+__all__ = ["Minibatch", "MINIBATCH_SIZE"]
+
+MINIBATCH_SIZE = int_field("minibatch_size", 16, "minibatch: inputs per step (fresh "
+                           "N(0, I) inputs every step; needs a landscape with minibatch "
+                           "gradients, e.g. linear_network)", "noise", lo=1, hi=2**20)
+
+
+@register
+class Minibatch(NoiseSpec):
+    name = "minibatch"
+    summary = "online SGD: the gradient on B fresh Gaussian inputs (linear_network)"
+    fields = (MINIBATCH_SIZE,)
+    static = ("minibatch_size",)
+    state_dependent = True
+    gaussian_along_e = False
+    has_tail_bound = False
+
+    def check(self, values):
+        spec = LANDSCAPES[values["landscape"]]
+        if not spec.minibatch:
+            have = [s.name for s in LANDSCAPES if s.minibatch]
+            raise ConfigError("noise", values["noise"],
+                              f"a landscape with minibatch gradients ({', '.join(have)}), "
+                              f"not {values['landscape']!r}, or another noise model")
+
+    def sample(self, model, gen, shape, dtype):
+        raise NotImplementedError("minibatch noise depends on the iterate: see gradient_noise")
+
+    def gradient_noise(self, model, gen, landscape, params, grad):
+        B = dict(model.static)["minibatch_size"]
+        n = landscape.shape[1]
+        X = gen.normal((B, n), landscape.S.dtype)
+        mb = landscape.minibatch_gradient(params, X)
+        return {k: mb[k] - grad[k] for k in grad}
+
+    # --- facts: unknown in closed form (state-dependent) ----------------------------------
+    def numba_scale(self, config) -> float:
+        return math.nan
+
+    def entry_std(self, config) -> float:
+        return math.inf
+
+    def e_variance(self, config, row_weights):
+        return (math.inf,) * config.escape_rank
+
+    def typical_spectral_norm(self, f) -> float:
+        return math.inf
