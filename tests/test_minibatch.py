@@ -1,0 +1,124 @@
+"""The ``minibatch`` noise model (online SGD on the linear network): the minibatch gradient
+against the per-sample gradients (mean and covariance), zero noise at the origin, escape
+through the CLI with every kind of optimizer, the refusal on landscapes without minibatch
+gradients, and D in a sweep's rows."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from saddle import Config, ConfigError, cli
+from saddle.landscapes import make_landscape
+from saddle.noise import generator, make_noise
+from saddle.sweep import Store, parse_spec, run_sweep
+
+SMALL = dict(landscape="linear_network", m=3, n=4, width=5, teacher_rank=2, escape_rank=2,
+             teacher_scale=1.5, landscape_seed=3, dtype="float64", noise="minibatch",
+             minibatch_size=4)
+
+
+def _setup(seed=0, scale=0.7):
+    c = Config.from_dict(**SMALL)
+    L = make_landscape(c)
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    w = L.saddle_point
+    W = {"W1": scale * jax.random.normal(k1, w["W1"].shape, jnp.float64),
+         "W2": scale * jax.random.normal(k2, w["W2"].shape, jnp.float64)}
+    return c, L, W
+
+
+def _noise_draws(c, L, W, draws):
+    """Xi at W for steps 0..draws-1 of one run's noise stream, flattened: (draws, D)."""
+    model = make_noise(c)
+    _, g, _ = L.value_and_grad_with_coordinates(W)
+    key = jnp.uint32(12345)
+
+    def one(t):
+        return ravel_pytree(model.gradient_noise(generator("pcg3d", key, t), L, W, g))[0]
+
+    return np.asarray(jax.vmap(one)(jnp.arange(draws)))
+
+
+def test_minibatch_gradient_is_unbiased():
+    """E Xi = 0: the mean of K draws is within 5 standard errors (sd / sqrt K) entry-wise."""
+    c, L, W = _setup()
+    K = 20000
+    xi = _noise_draws(c, L, W, K)
+    assert xi.shape == (K, c.D) == (K, 35)
+    se = xi.std(axis=0) / np.sqrt(K)
+    assert np.all(se > 0)
+    assert np.all(np.abs(xi.mean(axis=0)) < 5 * se), np.max(np.abs(xi.mean(axis=0)) / se)
+
+
+def test_covariance_is_the_per_sample_covariance_over_b():
+    """Cov(Xi) = Sigma / B with Sigma the covariance of one sample's gradient (computed by
+    vmap over single inputs x). Both sides are estimated from samples: 40000 batches and
+    160000 single inputs give a relative Frobenius error of a few per cent (measured
+    ~0.01-0.02 over seeds); the test allows 0.06."""
+    c, L, W = _setup()
+    B = c.minibatch_size
+    xi = _noise_draws(c, L, W, 40000)
+    cov_batch = np.cov(xi, rowvar=False)
+    X = jax.random.normal(jax.random.key(7), (160000, c.n), jnp.float64)
+    per = jax.vmap(lambda x: ravel_pytree(L.minibatch_gradient(W, x[None]))[0])(X)
+    cov_one = np.cov(np.asarray(per), rowvar=False)
+    err = np.linalg.norm(cov_batch - cov_one / B) / np.linalg.norm(cov_one / B)
+    assert err < 0.06, err
+    # and one input's minibatch gradient is the autodiff gradient of its own loss
+    x = X[0]
+    auto = jax.grad(lambda w: 0.5 * jnp.sum((w["W2"] @ (w["W1"] @ x) - L.S @ x) ** 2))(W)
+    mb = L.minibatch_gradient(W, x[None])
+    for k in W:
+        np.testing.assert_allclose(mb[k], auto[k], rtol=1e-12, atol=1e-13)
+
+
+def test_noise_is_zero_at_the_origin():
+    """At W = 0 both gradients vanish for every batch: dW1 = W2^T G_B and dW2 = G_B W1^T
+    each carry the other layer as a factor, so Xi = 0 exactly (the noiseless teacher adds
+    no label noise). A run must start off the saddle to move."""
+    c, L, _ = _setup()
+    xi = _noise_draws(c, L, L.saddle_point, 16)
+    assert not np.any(xi)
+
+
+@pytest.mark.parametrize("optimizer,budget", [("muon", 1000), ("adamw", 1000), ("sgd", 1000),
+                                              ("mano", 12000)])
+def test_cli_online_sgd_leaves_the_plateau(optimizer, budget, capsys):
+    argv = ["run", "--landscape", "linear_network", "--m", "16", "--n", "16", "--width", "64",
+            "--teacher-rank", "1", "--noise", "minibatch", "--minibatch-size", "16",
+            "--optimizer", optimizer, "--init", "random", "--init-scale", "1e-3",
+            "--escape", "loss", "--loss-drop", "0.25", "--seeds", "3",
+            "--max-steps", str(budget), "--json", "--quiet"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["noise"] == "minibatch" and d["config"]["minibatch_size"] == 16
+    assert all(r["escaped"] for r in d["runs"]), d["runs"]
+
+
+def test_a_landscape_without_minibatch_gradients_is_refused_in_one_line(capsys):
+    with pytest.raises(ConfigError, match=r"^noise: got 'minibatch'; allowed: a landscape "
+                                          r"with minibatch gradients \(linear_network\)"):
+        Config.from_dict(landscape="spectral", noise="minibatch")
+    argv = ["run", "--landscape", "spectral", "--noise", "minibatch", "--quiet"]
+    assert cli.main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.count("noise") >= 1, err
+    # the field applies only to this model
+    assert Config.from_dict(landscape="linear_network").minibatch_size is None
+
+
+def test_sweep_rows_store_d(tmp_path):
+    spec = parse_spec(dict(landscape="linear_network", m=4, n=3, width=[2, 5],
+                           noise="minibatch", minibatch_size=4, optimizer="sgd",
+                           init="random", init_scale=1e-2, escape="loss", loss_drop=0.25,
+                           seeds=2, max_steps=50))
+    run_sweep(spec, tmp_path / "s")
+    rows = Store(tmp_path / "s").runs()
+    assert len(rows) == 4  # two widths, two seeds
+    assert sorted(set(zip(rows["width"], rows["D"], strict=True))) == [(2, 14), (5, 35)]
