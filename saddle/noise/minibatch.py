@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
+
 from ..errors import ConfigError
 from ..fields import int_field
 from ..registry import LANDSCAPES
@@ -61,7 +64,7 @@ class Minibatch(NoiseSpec):
         n = landscape.shape[1]
         X = gen.normal((B, n), landscape.S.dtype)
         mb = landscape.minibatch_gradient(params, X)
-        return {k: mb[k] - grad[k] for k in grad}
+        return jax.tree.map(jnp.subtract, mb, grad)  # any pytree of parameters
 
     # --- facts: unknown in closed form (state-dependent) ----------------------------------
     def numba_scale(self, config) -> float:
