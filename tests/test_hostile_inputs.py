@@ -262,7 +262,7 @@ def test_progress_bars_fit_80_columns():
 
 def test_memory_estimate_and_batch_cap():
     from saddle import Config
-    from saddle.config import memory_estimate, runs_that_fit
+    from saddle.memory import memory_estimate, runs_that_fit
 
     small = Config.from_dict(m=64, n=64)
     shared, per_run = memory_estimate(small)
@@ -277,16 +277,16 @@ def test_memory_estimate_and_batch_cap():
 
 def test_batches_are_capped_by_memory(monkeypatch):
     """make_batches sizes batches so that the shared arrays and the batch's runs fit."""
-    from saddle import Config, config
+    from saddle import Config, memory
     from saddle.sweep import parse_spec
     from saddle.sweep.runner import make_batches, plan_runs
 
     spec = parse_spec(dict(seeds=64, m=32, n=32, basis="coherent", max_steps=2))
     runs = plan_runs(spec)
     assert [len(b) for b in make_batches(runs, 64)] == [64]
-    shared, per_run = config.memory_estimate(Config.from_dict(m=32, n=32, basis="coherent"))
+    shared, per_run = memory.memory_estimate(Config.from_dict(m=32, n=32, basis="coherent"))
     # room for the shared arrays and 10 runs in half the memory
-    monkeypatch.setattr(config, "available_memory", lambda: 2 * (shared + 10 * per_run))
+    monkeypatch.setattr(memory, "available_memory", lambda: 2 * (shared + 10 * per_run))
     assert max(len(b) for b in make_batches(runs, 64)) == 10
     assert sum(len(b) for b in make_batches(runs, 64)) == 64
 

@@ -146,7 +146,7 @@ def nearest_fix(rows: list[dict], given: frozenset[str] = frozenset()) -> str | 
 
 
 def cmd_bounds(args: argparse.Namespace) -> int:
-    from ..config import check_memory
+    from ..memory import check_memory
 
     config = config_from_args(args)
     check_memory(config)  # the theory reads the landscape's bases

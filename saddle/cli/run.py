@@ -45,7 +45,7 @@ RUN_BATCH = 4096
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..config import check_memory, runs_that_fit
+    from ..memory import check_memory, runs_that_fit
 
     # Validate everything before importing the numerical stack: bad input fails fast.
     config = config_from_args(args)

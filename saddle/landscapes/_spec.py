@@ -45,6 +45,10 @@ class LandscapeSpec(Component):
         """A one-line description of a config's landscape, for tables and progress."""
         return f"{config.m}x{config.n} {self.name} landscape (D = {self.dimension(config)})"
 
+    def dense_basis(self, config) -> bool:
+        """Whether the landscape holds dense m x m and n x n matrices (for memory estimates)."""
+        return False
+
     def dimension(self, config) -> int:
         """D, the number of parameters."""
         return config.m * config.n

@@ -115,6 +115,10 @@ class LinearNetworkSaddle(AbstractLandscape):
                 "W2": jnp.matmul(G, W1.T, precision=_HI)}
         return value, grad, self.direction_coordinates(W)
 
+    def draw_inputs(self, gen, batch: int) -> jax.Array:
+        """``batch`` whitened inputs x ~ N(0, I_n) from a run's step generator, as rows."""
+        return gen.normal((batch, self.shape[1]), self.S.dtype)
+
     def minibatch_gradient(self, W, X):
         """The gradient of 1/(2B) sum_b ||W2 W1 x_b - S x_b||^2 on the rows x_b of X (B, n):
         the full gradient with I replaced by X^T X / B (unbiased for x ~ N(0, I))."""

@@ -303,6 +303,9 @@ class SpectralSpec(LandscapeSpec):
         return (f"{config.m}x{config.n} spectral saddle (D = {config.D}, r = "
                 f"{config.escape_rank}, gamma = {config.gamma}, {config.basis} basis)")
 
+    def dense_basis(self, config) -> bool:
+        return config.basis in ("incoherent", "partial")
+
     def loss_depth(self, values) -> float:
         """gamma^2/(4 kappa), infinite for kappa = 0 (and 0 for gamma = 0)."""
         gamma, quartic = values["gamma"], values["quartic"]

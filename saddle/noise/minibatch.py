@@ -1,6 +1,7 @@
 r"""Minibatch gradient noise: online SGD on a landscape that is a population loss.
 
-For a landscape whose spec sets ``minibatch = True`` (the two-layer linear network), the
+For a landscape whose spec sets ``minibatch = True`` (the two-layer linear network; its
+landscape object provides ``draw_inputs(gen, B)`` and ``minibatch_gradient(W, X)``), the
 stochastic gradient is the gradient of the loss on B = ``minibatch_size`` fresh inputs
 x ~ N(0, I_n) with noiseless targets y = S x. For the linear network, with P = W_2 W_1,
 
@@ -60,16 +61,11 @@ class Minibatch(NoiseSpec):
         raise NotImplementedError("minibatch noise depends on the iterate: see gradient_noise")
 
     def gradient_noise(self, model, gen, landscape, params, grad):
-        B = dict(model.static)["minibatch_size"]
-        n = landscape.shape[1]
-        X = gen.normal((B, n), landscape.S.dtype)
+        X = landscape.draw_inputs(gen, dict(model.static)["minibatch_size"])
         mb = landscape.minibatch_gradient(params, X)
         return jax.tree.map(jnp.subtract, mb, grad)  # any pytree of parameters
 
     # --- facts: unknown in closed form (state-dependent) ----------------------------------
-    def numba_scale(self, config) -> float:
-        return math.nan
-
     def entry_std(self, config) -> float:
         return math.inf
 

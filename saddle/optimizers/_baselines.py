@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ..errors import ConfigError
 from ..reduce import tree_norm
 from ..registry import LANDSCAPES, NOISES
 from ._base import cast, decayed_step, learning_rate_at, map_leaves, zeros_like_tree
@@ -136,6 +137,9 @@ class SGDSpec(OptimizerSpec):
         lam2 = LANDSCAPES[config.landscape].mean_squared_curvature(config)
         init = config.init_scale or 0.0
         noise = NOISES[config.noise].entry_std(config)
+        if not math.isfinite(noise):  # heavy-tailed or state-dependent noise
+            raise ConfigError("noise", config.noise, "a noise model with a finite per-entry "
+                              "scale (SGD's matched_rms learning rate is set from it)")
         rms = math.sqrt(init**2 * lam2 + noise**2)
         return rms if rms > 0 else 1.0
 

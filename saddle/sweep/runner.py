@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..config import Config, runs_that_fit
+from ..config import Config
 from ..engine import resolve_backend, run_batch, shared_arrays_key, structure_of
 from ..errors import SaddleInputError
+from ..memory import runs_that_fit
 from ..numerics import enable_x64, x64_enabled
 from ..records import batch_arrays, run_records
 from .protocols import find_stability_edge, matched_rms_lr
@@ -109,7 +110,7 @@ def make_batches(runs: list[Run], batch_runs: int | None = None,
         D = members[0].config.D
         size = batch_runs or max(1, min(256, _BATCH_ELEMENTS // D))
         # Memory-aware cap: the shared arrays and the batch's runs (with their trace rows)
-        # within half of this machine's memory (saddle.config.memory_estimate).
+        # within half of this machine's memory (saddle.memory.memory_estimate).
         size = min(size, runs_that_fit(members[0].config, trace_stride))
         for i in range(0, len(members), size):
             batches.append(members[i : i + size])

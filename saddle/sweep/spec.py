@@ -47,8 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, Config, check_memory, load_toml
+from ..config import FIELDS, Config, load_toml
 from ..errors import SaddleInputError, suggest
+from ..memory import check_memory
 
 __all__ = ["SweepSpec", "Point", "load_spec", "parse_spec", "PROTOCOLS", "SPEC_KEYS"]
 
