@@ -8,6 +8,24 @@ budget): divergence is a failure to escape, not an escape.
 The Kaplan-Meier estimate comes from :func:`scipy.stats.ecdf` with
 :class:`scipy.stats.CensoredData`; quantile confidence intervals invert its pointwise
 confidence band (the Brookmeyer-Crowley construction).
+
+Dimension exponents (:func:`fit_exponent`) come from a log-normal accelerated-failure-time
+model fitted to every run at every D:
+
+    log tau = a + b log D + s eps,    eps ~ N(0, 1),
+
+so b is the exponent of the median escape time, tau_med = e^a D^b. The fit is maximum
+likelihood with right censoring: an escaped run contributes its log density, a censored run
+its log survival log P(tau > budget). No D is dropped, however heavily censored. The CI of b
+is a percentile bootstrap that refits resampled data sets: within each D it resamples the
+landscape draws, then the runs within each chosen draw (only runs, when draws are not given).
+The Wald standard error from the observed information is reported beside it.
+
+A series is a *cliff* when at some D more than half the runs are censored (the Kaplan-Meier
+median is not reached there): the fit is still reported, those D are listed, and when the
+largest D is among them no verdict "b = 0" (dimension-free) is possible. It is
+*insufficient* (b is NaN) when fewer than two D hold runs, or fewer than two D hold an escape
+(the likelihood then has no maximum in b).
 """
 
 from __future__ import annotations
@@ -17,6 +35,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.optimize
+import scipy.special
 import scipy.stats
 
 __all__ = [
@@ -164,13 +184,21 @@ def bootstrap_median_ci(
     return float(lo), float(hi)
 
 
+METHOD = "log-normal AFT, censored MLE; cluster bootstrap over landscape draws and runs"
+
+
 @dataclass(frozen=True)
 class ExponentFit:
-    """log median = intercept + exponent * log D, fitted over dimensions.
+    """log tau = intercept + exponent * log D + scale * eps, eps ~ N(0, 1), censored MLE.
 
-    ``low``/``high`` are the percentile-bootstrap CI of the exponent, resampling runs within
-    each dimension independently. ``dims`` lists the D values used (dimensions whose
-    Kaplan-Meier median is not reached are left out and listed in ``dropped``).
+    ``exponent`` is b, the exponent of the median escape time in D. ``low``/``high`` are the
+    percentile cluster-bootstrap CI of b at ``confidence``; ``se`` is the Wald standard error
+    of b from the observed information. ``dims`` lists every D with runs (all of them enter
+    the fit); ``medians`` holds their Kaplan-Meier medians (``inf`` where not reached) and
+    ``censored_dims`` the D whose median is not reached. ``outcome`` is "fit", "cliff" (some
+    D has its median unreached; the fit is still reported) or "insufficient" (exponent NaN).
+    ``dimension_free_possible`` is False when the largest D's median is unreached: no
+    verdict of "b = 0" can be drawn then.
     """
 
     exponent: float
@@ -180,77 +208,240 @@ class ExponentFit:
     confidence: float
     dims: tuple[int, ...]
     medians: tuple[float, ...]
-    dropped: tuple[int, ...] = ()
+    censored_dims: tuple[int, ...]
+    outcome: str
+    dimension_free_possible: bool
+    scale: float
+    se: float
+    runs: int
+    censored_runs: int
+    n_dims: int
+    n_clusters: int
+    method: str = METHOD
+
+    @property
+    def dropped(self) -> tuple[int, ...]:
+        """No dimension is ever dropped; kept for callers of the former least-squares fit."""
+        return ()
 
     def as_dict(self) -> dict:
         fin = lambda x: None if not math.isfinite(x) else float(x)
-        return dict(exponent=fin(self.exponent), low=fin(self.low), high=fin(self.high),
-                    intercept=fin(self.intercept), confidence=self.confidence,
+        return dict(exponent=fin(self.exponent), intercept=fin(self.intercept),
+                    low=fin(self.low), high=fin(self.high), confidence=self.confidence,
                     dims=list(self.dims), medians=[fin(m) for m in self.medians],
-                    dropped=list(self.dropped))
+                    censored_dims=list(self.censored_dims), outcome=self.outcome,
+                    dimension_free_possible=self.dimension_free_possible,
+                    scale=fin(self.scale), se=fin(self.se), runs=self.runs,
+                    censored_runs=self.censored_runs, n_dims=self.n_dims,
+                    n_clusters=self.n_clusters, method=self.method)
 
     def contains(self, b: float) -> bool:
         return self.low <= b <= self.high
 
 
-def _slope(logd: np.ndarray, logm: np.ndarray) -> np.ndarray:
-    """Least-squares slope of logm (..., k) against logd (k,)."""
-    xc = logd - logd.mean()
-    return (logm * xc).sum(-1) / (xc**2).sum()
+# The likelihood is written in Olsen's parametrization theta = (g0, g1, r) with r = 1/s and
+# (g0, g1) = (a, b) / s: with z = r*y - g0 - g1*x, an escape contributes -log r + z^2/2 and
+# a censored run -log Phi(-z) to the negative log-likelihood, both convex in theta, so Newton
+# steps with backtracking reach the unique optimum from any start. The gradient and Hessian
+# are hand-written rather than left to finite differences or autodiff: the bootstrap refits
+# hundreds of resamples at once (one batched Newton iteration for all of them), and the
+# result is the same on every machine.
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _aft_nll(theta, v, event, w):
+    """Negative log-likelihood, gradient and Hessian for a batch of weightings.
+
+    theta (B, 3); v (n, 3) rows (-1, -x, y); event (n,) bool; w (B, n) run weights.
+    Returns f (B,), g (B, 3), H (B, 3, 3); f is inf where r <= 0.
+    """
+    r = theta[:, 2]
+    ok = r > 0
+    z = theta @ v.T
+    zc = np.where(event, 0.0, z)
+    log_sf = scipy.special.log_ndtr(-zc)
+    mills = np.exp(-0.5 * zc**2 - _LOG_SQRT_2PI - log_sf)
+    g1 = np.where(event, z, mills)
+    g2 = np.where(event, 1.0, np.clip(mills * (mills - zc), 0.0, 1.0))
+    we = w @ event.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.where(ok, np.log(np.where(ok, r, 1.0)), -np.inf)
+        f = (w * np.where(event, 0.5 * z**2, -log_sf)).sum(1) - we * log_r
+        inv_r = np.where(ok, 1.0 / np.where(ok, r, 1.0), 0.0)
+    f = np.where(ok, f, np.inf)
+    grad = (w * g1) @ v
+    grad[:, 2] -= we * inv_r
+    hess = ((w * g2) @ (v[:, :, None] * v[:, None, :]).reshape(len(v), 9)).reshape(-1, 3, 3)
+    hess[:, 2, 2] += we * inv_r**2
+    return f, grad, hess
+
+
+def _aft_newton(theta, v, event, w, max_iter: int = 60, tol: float = 1e-12):
+    """Damped Newton on every row of ``w`` at once, from ``theta`` (B, 3).
+
+    Returns (theta, converged); a row does not converge when its likelihood has no maximum
+    (e.g. escapes at a single D with the other D censored above it: b runs off to infinity).
+    """
+    theta = np.array(theta, dtype=float)
+    done = np.zeros(len(theta), bool)
+    for _ in range(max_iter):
+        f, g, h = _aft_nll(theta, v, event, w)
+        h = h + 1e-12 * np.eye(3)
+        step = -np.linalg.solve(h, g[..., None])[..., 0]
+        decrement = -(g * step).sum(1)
+        done = done | (decrement < tol * np.maximum(1.0, np.abs(f)))
+        if done.all():
+            break
+        t = np.where(done, 0.0, 1.0)
+        for _ in range(40):
+            f_try = _aft_nll(theta + t[:, None] * step, v, event, w)[0]
+            bad = ~(f_try <= f - 1e-4 * t * decrement) & (t > 0)
+            if not bad.any():
+                break
+            t = np.where(bad, 0.5 * t, t)
+        theta = theta + np.where(t[:, None] > 2.0**-39, t[:, None] * step, 0.0)
+    return theta, done
+
+
+def _aft_mle(x, y, event):
+    """Point estimate (scipy.optimize trust-exact, polished by Newton) in Olsen's form."""
+    A = np.column_stack([np.ones_like(x), x])
+    coef = np.linalg.lstsq(A, y, rcond=None)[0]
+    s0 = max(float(np.std(y - A @ coef)), 0.1)
+    theta0 = np.array([coef[0], coef[1], 1.0]) / s0
+    v = np.column_stack([-np.ones_like(x), -x, y])
+    w = np.ones((1, len(x)))
+
+    def fun(th):
+        f, g, _ = _aft_nll(th[None], v, event, w)
+        return f[0], g[0]
+
+    def hess(th):
+        return _aft_nll(th[None], v, event, w)[2][0]
+
+    res = scipy.optimize.minimize(fun, theta0, jac=True, hess=hess, method="trust-exact",
+                                  options=dict(gtol=1e-9, maxiter=200))
+    theta, converged = _aft_newton(res.x[None], v, event, w)
+    return theta[0], bool(converged[0]), v
+
+
+def _wald_se(theta, v, event) -> float:
+    """Standard error of b = g1 / r from the inverse observed information (delta method)."""
+    _, _, h = _aft_nll(theta[None], v, event, np.ones((1, len(v))))
+    g1, r = theta[1], theta[2]
+    grad_b = np.array([0.0, 1.0 / r, -g1 / r**2])
+    try:
+        var = float(grad_b @ np.linalg.solve(h[0], grad_b))
+    except np.linalg.LinAlgError:
+        return math.nan
+    return math.sqrt(var) if var > 0 else math.nan
+
+
+def _bootstrap_weights(dim_of_run, cluster_of_run, n_resamples: int, rng) -> np.ndarray:
+    """Run weights (n_resamples, n) of a two-stage bootstrap within each D.
+
+    At each D the landscape draws are resampled with replacement, then the runs of each
+    chosen draw are resampled with replacement (as many as the draw holds, once per time it
+    was chosen). With one draw per D this is the ordinary bootstrap of runs within each D.
+    """
+    w = np.zeros((n_resamples, len(dim_of_run)))
+    for d in np.unique(dim_of_run):
+        rows_d = np.nonzero(dim_of_run == d)[0]
+        _, draw = np.unique(cluster_of_run[rows_d], return_inverse=True)
+        k = int(draw.max()) + 1
+        chosen = rng.multinomial(k, np.full(k, 1.0 / k), size=n_resamples)
+        for j in range(k):
+            rows = rows_d[draw == j]
+            w[:, rows] = rng.multinomial(chosen[:, j] * rows.size, np.full(rows.size,
+                                                                           1.0 / rows.size))
+    return w
+
+
+def _bootstrap_exponents(theta, v, event, w) -> np.ndarray:
+    """b of every resample, refitted from the point estimate; +-inf where it runs off."""
+    theta_b, converged = _aft_newton(np.repeat(theta[None], len(w), 0), v, event, w)
+    b_hat = theta[1] / theta[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = theta_b[:, 1] / theta_b[:, 2]
+    runaway = ~converged & ~(np.abs(b - b_hat) < 1.0)
+    return np.where(runaway, np.where(b < b_hat, -np.inf, np.inf), b)
+
+
+def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval without interpolation (so infinite resamples stay infinite)."""
+    v = np.sort(values)
+    n = v.size
+    lo = v[max(int(math.floor((1 - confidence) / 2 * n)), 0)]
+    hi = v[min(int(math.ceil((1 + confidence) / 2 * n)) - 1, n - 1)]
+    return float(lo), float(hi)
+
+
+def _collect(samples) -> tuple:
+    """Flatten ``{D: (times, escaped[, clusters])}`` into per-run arrays (D with no run left
+    out). Returns dims, km medians, log D, log time, escaped, cluster labels, D index."""
+    dims, medians, x, y, ev, cl, di = [], [], [], [], [], [], []
+    for D in sorted(samples):
+        t, e, *c = samples[D]
+        t = np.asarray(t, dtype=float)
+        e = np.asarray(e, dtype=bool)
+        c = np.asarray(c[0]) if c else np.zeros(t.size, int)
+        if t.ndim != 1 or t.shape != e.shape or c.shape != t.shape:
+            raise ValueError(f"fit_exponent: D={D}: times, escaped (and clusters) must be "
+                             "1-D and of equal length")
+        if t.size == 0:
+            continue
+        if not (t > 0).all():
+            raise ValueError(f"fit_exponent: D={D}: times must be positive")
+        dims.append(int(D))
+        medians.append(float(km_quantile_batch(t, e)))
+        x.append(np.full(t.size, math.log(D)))
+        y.append(np.log(t))
+        ev.append(e)
+        cl.append(np.unique(c, return_inverse=True)[1])
+        di.append(np.full(t.size, len(dims) - 1))
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)
+    return (dims, medians, cat(x, float), cat(y, float), cat(ev, bool), cat(cl, int),
+            cat(di, int))
 
 
 def fit_exponent(
-    samples: dict[int, tuple[np.ndarray, np.ndarray]],
+    samples: dict,
     confidence: float = 0.95,
     n_resamples: int = 999,
     seed: int = 0,
 ) -> ExponentFit:
-    """Fit the dimension exponent b in  tau_med = a * D^b  with a bootstrap CI.
+    """Fit b in  log tau = a + b log D + s eps  (log-normal AFT) with every D and every run.
 
     Args:
-        samples: ``{D: (times, escaped)}``; censored runs carry their budget as the time.
+        samples: ``{D: (times, escaped)}`` or ``{D: (times, escaped, clusters)}``; censored
+            (and diverged) runs carry their budget as the time; ``clusters`` names each
+            run's landscape draw (labels are compared within one D only).
         confidence: CI level.
-        n_resamples: bootstrap resamples (runs are resampled within each D).
-
-    A resample whose median is not reached at some D uses that D's largest observed time
-    (a conservative cap) so that the CI stays defined; the point estimate uses only the
-    dimensions whose median is reached, listed in ``dims``.
+        n_resamples: cluster-bootstrap resamples (0: no CI, ``low``/``high`` NaN).
+        seed: seed of the bootstrap.
     """
-    dims, medians, dropped, encoded = [], [], [], []
-    for D in sorted(samples):
-        t, e = samples[D]
-        t = np.asarray(t, float)
-        e = np.asarray(e, bool)
-        med = float(km_quantile_batch(t, e))
-        if not math.isfinite(med) or med <= 0:
-            dropped.append(int(D))
-            continue
-        dims.append(int(D))
-        medians.append(med)
-        encoded.append(_encode(t, e))
-    if len(dims) < 2:
-        nan = math.nan
-        return ExponentFit(nan, nan, nan, nan, confidence, tuple(dims), tuple(medians),
-                           tuple(dropped))
-    logd = np.log(np.asarray(dims, float))
-    logm = np.log(np.asarray(medians))
-    b = float(_slope(logd, logm))
-    a = float(logm.mean() - b * logd.mean())
-    caps = [np.abs(x).max() for x in encoded]
-
-    def stat(*xs, axis=-1):
-        meds = []
-        for x, cap in zip(xs, caps, strict=True):
-            m = km_quantile_batch(*_decode(np.moveaxis(x, axis, -1)))
-            meds.append(np.log(np.minimum(m, cap)))
-        return _slope(logd, np.stack(meds, axis=-1))
-
-    if all(x.size >= 2 for x in encoded):
-        res = scipy.stats.bootstrap(
-            tuple(encoded), stat, vectorized=True, n_resamples=n_resamples,
-            confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
-        )
-        lo, hi = (float(v) for v in res.confidence_interval)
-    else:
-        lo = hi = math.nan
-    return ExponentFit(b, a, lo, hi, confidence, tuple(dims), tuple(medians), tuple(dropped))
+    dims, medians, x, y, event, cluster, dim_of_run = _collect(samples)
+    censored_dims = tuple(D for D, m in zip(dims, medians, strict=True) if math.isinf(m))
+    free_possible = bool(dims) and not math.isinf(medians[-1])
+    n_clusters = sum(int(np.unique(cluster[dim_of_run == i]).size) for i in range(len(dims)))
+    common = dict(confidence=confidence, dims=tuple(dims), medians=tuple(medians),
+                  censored_dims=censored_dims, dimension_free_possible=free_possible,
+                  runs=int(x.size), censored_runs=int((~event).sum()), n_dims=len(dims),
+                  n_clusters=n_clusters)
+    nan = math.nan
+    identified = np.unique(dim_of_run[event]).size >= 2
+    if len(dims) < 2 or not identified:
+        return ExponentFit(nan, nan, nan, nan, outcome="insufficient", scale=nan, se=nan,
+                           **common)
+    x_mean, y_mean = x.mean(), y.mean()
+    theta, _, v = _aft_mle(x - x_mean, y - y_mean, event)
+    b, s = theta[1] / theta[2], 1.0 / theta[2]
+    a = theta[0] / theta[2] + y_mean - b * x_mean
+    se = _wald_se(theta, v, event)
+    lo = hi = nan
+    if n_resamples > 0:
+        w = _bootstrap_weights(dim_of_run, cluster, n_resamples, np.random.default_rng(seed))
+        lo, hi = _percentile_ci(_bootstrap_exponents(theta, v, event, w), confidence)
+    outcome = "cliff" if censored_dims else "fit"
+    return ExponentFit(float(b), float(a), lo, hi, outcome=outcome, scale=float(s),
+                       se=float(se), **common)
