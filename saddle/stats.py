@@ -19,7 +19,10 @@ likelihood with right censoring: an escaped run contributes its log density, a c
 its log survival log P(tau > budget). No D is dropped, however heavily censored. The CI of b
 is a percentile bootstrap that refits resampled data sets: within each D it resamples the
 landscape draws, then the runs within each chosen draw (only runs, when draws are not given).
-The Wald standard error from the observed information is reported beside it.
+Its ends are moved away from the estimate by sqrt(k / (k - 1)) * t(df) / z, k the resampled
+units per D and df their total less 3: a stratified bootstrap of few units is otherwise too
+narrow (0.90 instead of 0.95 at 8 runs per D). The Wald standard error from the observed
+information is reported beside it.
 
 A series is a *cliff* when at some D more than half the runs are censored (the Kaplan-Meier
 median is not reached there): the fit is still reported, those D are listed, and when the
@@ -192,13 +195,13 @@ class ExponentFit:
     """log tau = intercept + exponent * log D + scale * eps, eps ~ N(0, 1), censored MLE.
 
     ``exponent`` is b, the exponent of the median escape time in D. ``low``/``high`` are the
-    percentile cluster-bootstrap CI of b at ``confidence``; ``se`` is the Wald standard error
-    of b from the observed information. ``dims`` lists every D with runs (all of them enter
-    the fit); ``medians`` holds their Kaplan-Meier medians (``inf`` where not reached) and
-    ``censored_dims`` the D whose median is not reached. ``outcome`` is "fit", "cliff" (some
-    D has its median unreached; the fit is still reported) or "insufficient" (exponent NaN).
-    ``dimension_free_possible`` is False when the largest D's median is unreached: no
-    verdict of "b = 0" can be drawn then.
+    widened percentile cluster-bootstrap CI of b at ``confidence``; ``se`` is the Wald standard
+    error of b from the observed information. ``dims`` lists every D with runs (all of them
+    enter the fit); ``medians`` holds their Kaplan-Meier medians (``inf`` where not reached) and
+    ``censored_dims`` the D whose median is not reached. ``outcome`` is "fit", "cliff" (some D
+    has its median unreached; the fit is still reported) or "insufficient" (exponent NaN).
+    ``dimension_free_possible`` is False when the largest D's median is unreached: no verdict of
+    "b = 0" can be drawn then.
     """
 
     exponent: float
@@ -367,13 +370,30 @@ def _bootstrap_exponents(theta, v, event, w) -> np.ndarray:
     return np.where(runaway, np.where(b < b_hat, -np.inf, np.inf), b)
 
 
-def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Percentile interval without interpolation (so infinite resamples stay infinite)."""
+def _percentile_ci(values: np.ndarray, confidence: float, center: float = 0.0,
+                   expand: float = 1.0) -> tuple[float, float]:
+    """Percentile interval without interpolation (so infinite resamples stay infinite), its
+    ends moved away from ``center`` by the factor ``expand``."""
     v = np.sort(values)
     n = v.size
     lo = v[max(int(math.floor((1 - confidence) / 2 * n)), 0)]
     hi = v[min(int(math.ceil((1 + confidence) / 2 * n)) - 1, n - 1)]
-    return float(lo), float(hi)
+    with np.errstate(invalid="ignore"):
+        return float(center + expand * (lo - center)), float(center + expand * (hi - center))
+
+
+def _expansion(units_per_dim: np.ndarray, confidence: float) -> float:
+    """Small-sample widening of the stratified percentile interval.
+
+    Resampling k units with replacement within a D shrinks the variance by (k - 1) / k, and
+    the normal quantile understates a slope whose residual scale is estimated from few units:
+    the interval is widened by sqrt(mean k / (k - 1)) times t(df) / z, df = units - 3.
+    """
+    k = units_per_dim.astype(float)
+    shrink = float(np.mean(np.where(k > 1, k / np.maximum(k - 1, 1), 1.0)))
+    df = max(float(k.sum()) - 3, 1.0)
+    q = (1 + confidence) / 2
+    return math.sqrt(shrink) * float(scipy.stats.t.ppf(q, df) / scipy.stats.norm.ppf(q))
 
 
 def _collect(samples) -> tuple:
@@ -423,7 +443,8 @@ def fit_exponent(
     dims, medians, x, y, event, cluster, dim_of_run = _collect(samples)
     censored_dims = tuple(D for D, m in zip(dims, medians, strict=True) if math.isinf(m))
     free_possible = bool(dims) and not math.isinf(medians[-1])
-    n_clusters = sum(int(np.unique(cluster[dim_of_run == i]).size) for i in range(len(dims)))
+    n_draws = [int(np.unique(cluster[dim_of_run == i]).size) for i in range(len(dims))]
+    n_clusters = sum(n_draws)
     common = dict(confidence=confidence, dims=tuple(dims), medians=tuple(medians),
                   censored_dims=censored_dims, dimension_free_possible=free_possible,
                   runs=int(x.size), censored_runs=int((~event).sum()), n_dims=len(dims),
@@ -441,7 +462,10 @@ def fit_exponent(
     lo = hi = nan
     if n_resamples > 0:
         w = _bootstrap_weights(dim_of_run, cluster, n_resamples, np.random.default_rng(seed))
-        lo, hi = _percentile_ci(_bootstrap_exponents(theta, v, event, w), confidence)
+        units = np.array([np.unique(cluster[dim_of_run == i]).size if n_draws[i] > 1 else
+                          int((dim_of_run == i).sum()) for i in range(len(dims))])
+        lo, hi = _percentile_ci(_bootstrap_exponents(theta, v, event, w), confidence, b,
+                                _expansion(units, confidence))
     outcome = "cliff" if censored_dims else "fit"
     return ExponentFit(float(b), float(a), lo, hi, outcome=outcome, scale=float(s),
                        se=float(se), **common)

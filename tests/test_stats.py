@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
+import warnings
 
 import numpy as np
 import pytest
 
-from saddle.stats import bootstrap_median_ci, fit_exponent, km_median, km_quantile_batch
+from saddle.stats import (
+    ExponentFit,
+    bootstrap_median_ci,
+    fit_exponent,
+    km_median,
+    km_quantile_batch,
+)
 
 
 def _censored_exponential(rng, median, n, budget):
@@ -69,32 +78,168 @@ def test_bootstrap_median_ci_coverage():
     assert abs(cov - 0.95) <= _binomial_band(0.95, reps) + 0.02, cov
 
 
-@pytest.mark.parametrize("b_true", [0.0, 0.5, 1.0])
-def test_exponent_fit_recovers_b_and_its_ci_covers(b_true):
-    rng = np.random.default_rng(int(10 * b_true) + 4)
-    dims = [256, 1024, 4096, 16384]
-    reps, n = 120, 32
-    hit, estimates = 0, []
+# The dimension-exponent design: D = 2^10 .. 2^20 (6 dims) x 8 runs, log-normal AFT with
+# a = 1, s = 1. Each D's budget sits at its true median times exp(s * c): c = -0.3 at the two
+# largest D (62% censored in expectation, so their KM median is usually unreached).
+DIMS = tuple(2**k for k in range(10, 21, 2))
+BUDGET_OFFSETS = (2.0, 2.0, 1.0, 0.5, -0.3, -0.3)
+
+
+def _aft_samples(rng, b, n=8, s=1.0, a=1.0, offsets=BUDGET_OFFSETS, draws=1, draw_sd=0.0):
+    """{D: (times, escaped, clusters)}: log tau = a + b log D + draw effect + s eps."""
+    out = {}
+    for D, c in zip(DIMS, offsets, strict=True):
+        log_med = a + b * math.log(D)
+        draw = np.repeat(np.arange(draws), n // draws)
+        log_t = log_med + draw_sd * rng.standard_normal(draws)[draw] + s * rng.standard_normal(n)
+        budget = math.exp(log_med + s * c)
+        e = np.exp(log_t) <= budget
+        out[D] = (np.where(e, np.exp(log_t), budget), e, draw)
+    return out
+
+
+def _least_squares_on_reached_medians(samples) -> float:
+    """The former procedure: log KM median on log D over the D whose median is reached."""
+    logd, logm = [], []
+    for D, (t, e, *_) in samples.items():
+        m = float(km_quantile_batch(t, e))
+        if math.isfinite(m):
+            logd.append(math.log(D))
+            logm.append(math.log(m))
+    return float(np.polyfit(logd, logm, 1)[0]) if len(logd) >= 2 else math.nan
+
+
+@pytest.mark.parametrize("b_true", [0.3, 0.0])
+def test_exponent_ci_covers_under_heavy_censoring(b_true):
+    """The reported 95% CI (cluster bootstrap, 200 resamples here) covers the true b within
+    3 binomial SEs of 0.95 over 200 data sets. Measured: 0.940 at seed 1 for both b (the
+    design is equivariant in b), 0.943 over 1000 other data sets; Wald +-1.96 se: 0.945."""
+    rng = np.random.default_rng(1)
+    reps, hit = 200, 0
     for i in range(reps):
-        samples = {}
-        for D in dims:
-            med = 20.0 * (D / 256) ** b_true
-            samples[D] = _censored_exponential(rng, med, n, budget=10**9)
-        fit = fit_exponent(samples, n_resamples=399, seed=i)
-        estimates.append(fit.exponent)
-        hit += fit.low <= b_true <= fit.high
-    est = np.asarray(estimates)
-    se = est.std(ddof=1) / math.sqrt(reps)
-    assert abs(est.mean() - b_true) < 4 * se + 0.02
-    cov = hit / reps
-    assert abs(cov - 0.95) <= _binomial_band(0.95, reps) + 0.03, cov
+        fit = fit_exponent(_aft_samples(rng, b_true), n_resamples=200, seed=i)
+        assert fit.outcome in ("fit", "cliff") and fit.n_dims == 6 and fit.runs == 48
+        hit += fit.contains(b_true)
+    assert abs(hit / reps - 0.95) <= _binomial_band(0.95, reps), hit / reps
 
 
-def test_exponent_fit_drops_dimensions_without_a_median():
-    rng = np.random.default_rng(5)
-    samples = {D: _censored_exponential(rng, 10.0 * D**0.25, 30, budget=10**6) for D in
-               (100, 1000, 10000)}
-    samples[100000] = (np.full(30, 50.0), np.zeros(30, bool))  # nothing escaped
-    fit = fit_exponent(samples, n_resamples=199)
-    assert fit.dropped == (100000,) and fit.dims == (100, 1000, 10000)
-    assert 0.0 < fit.exponent < 0.5
+def test_dropping_censored_dimensions_biases_the_exponent():
+    """Over 300 data sets of the heavily censored design (b = 0.3), the censored MLE's mean
+    error is +0.002 (mean |error| 0.059); least squares on the KM medians of the D whose
+    median is reached (the D beyond the cliff dropped) has mean error -0.046 (mean |error|
+    0.102): over twenty times larger, and biased low
+    because a median is kept only where the runs happened to escape early."""
+    rng = np.random.default_rng(2)
+    new, old = [], []
+    for _ in range(300):
+        samples = _aft_samples(rng, 0.3)
+        new.append(fit_exponent(samples, n_resamples=0).exponent - 0.3)
+        old.append(_least_squares_on_reached_medians(samples) - 0.3)
+    bias_new, bias_old = float(np.mean(new)), float(np.nanmean(old))
+    assert abs(bias_new) < 0.02, bias_new
+    assert bias_old < -0.03 and abs(bias_old) > 5 * abs(bias_new), (bias_old, bias_new)
+
+
+def test_cluster_bootstrap_widens_the_ci_and_covers():
+    """Landscape draws with a random effect (sd 0.5 in log tau, run noise s = 0.5), 8 draws
+    x 2 runs per D, nothing censored, 200 data sets, 100 resamples: resampling draws then
+    runs gives mean width 0.161 and coverage 0.970 (the two-stage bootstrap counts the run
+    noise twice, so it errs wide); resampling runs only (clusters ignored): width 0.115,
+    coverage 0.865."""
+    rng = np.random.default_rng(3)
+    reps, hit, hit_runs, widths, widths_runs = 200, 0, 0, [], []
+    for i in range(reps):
+        samples = _aft_samples(rng, 0.3, n=16, s=0.5, offsets=(50.0,) * 6, draws=8,
+                               draw_sd=0.5)
+        fit = fit_exponent(samples, n_resamples=100, seed=i)
+        runs_only = fit_exponent({D: v[:2] for D, v in samples.items()}, n_resamples=100,
+                                 seed=i)
+        assert fit.n_clusters == 48 and runs_only.n_clusters == 6
+        hit, hit_runs = hit + fit.contains(0.3), hit_runs + runs_only.contains(0.3)
+        widths.append(fit.high - fit.low)
+        widths_runs.append(runs_only.high - runs_only.low)
+    assert np.mean(widths) > 1.2 * np.mean(widths_runs)
+    assert abs(hit / reps - 0.95) <= _binomial_band(0.95, reps), hit / reps
+    assert hit_runs / reps < 0.95 - _binomial_band(0.95, reps) / 2, hit_runs / reps
+
+
+def test_exponent_fit_agrees_with_lifelines():
+    import pandas as pd
+    from lifelines import LogNormalAFTFitter
+
+    samples = _aft_samples(np.random.default_rng(0), 0.3)
+    fit = fit_exponent(samples, n_resamples=0)
+    df = pd.DataFrame(dict(
+        T=np.concatenate([v[0] for v in samples.values()]),
+        E=np.concatenate([v[1] for v in samples.values()]),
+        logD=np.repeat(np.log(np.asarray(DIMS, float)), 8)))
+    with warnings.catch_warnings():
+        # lifelines calls pandas with positional arguments that pandas 3 deprecates.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ref = LogNormalAFTFitter().fit(df, "T", "E")
+    assert fit.censored_runs > 10
+    assert abs(fit.exponent - ref.params_[("mu_", "logD")]) < 1e-3
+    assert abs(fit.intercept - ref.params_[("mu_", "Intercept")]) < 1e-2
+    assert abs(math.log(fit.scale) - ref.params_[("sigma_", "Intercept")]) < 1e-3
+    assert abs(fit.se / ref.standard_errors_[("mu_", "logD")] - 1) < 0.05
+
+
+def _runs(times, escaped):
+    return np.asarray(times, float), np.asarray(escaped, bool)
+
+
+def test_cliff_outcome_and_dimension_free_verdict():
+    t = np.arange(10.0, 18.0)
+    ok = np.ones(8, bool)
+    fit = fit_exponent({10: _runs(t, ok), 100: _runs(t * 2, ok), 1000: _runs(t * 4, ok)},
+                       n_resamples=99)
+    assert fit.outcome == "fit" and fit.censored_dims == () and fit.dimension_free_possible
+    assert 0.2 < fit.exponent < 0.4 and fit.contains(fit.exponent) and fit.dropped == ()
+
+    beyond = _runs(np.full(8, 30.0), np.zeros(8, bool))
+    cliff = fit_exponent({10: _runs(t, ok), 100: _runs(t * 2, ok), 1000: beyond},
+                         n_resamples=99)
+    assert cliff.outcome == "cliff" and cliff.censored_dims == (1000,)
+    assert not cliff.dimension_free_possible and cliff.medians[-1] == math.inf
+    assert cliff.dims == (10, 100, 1000) and cliff.censored_runs == 8 and cliff.runs == 24
+    # The censored D still enters: its budget (30) lies above the line through the others.
+    assert cliff.exponent > 0.25
+    d = cliff.as_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["medians"][-1] is None and d["outcome"] == "cliff"
+
+    middle = fit_exponent({10: _runs(t, ok), 100: beyond, 1000: _runs(t * 4, ok)},
+                          n_resamples=99)
+    assert middle.outcome == "cliff" and middle.dimension_free_possible
+
+
+def test_insufficient_outcomes():
+    t, ok = np.arange(10.0, 18.0), np.ones(8, bool)
+    none = _runs(np.full(8, 30.0), np.zeros(8, bool))
+    cases = [{10: _runs(t, ok)},  # one D
+             {10: none, 100: none},  # nothing escaped
+             {10: _runs(t, ok), 100: none, 1000: none},  # escapes at one D: b unbounded
+             {10: _runs(t, ok), 100: _runs([], [])}]  # a D without runs is not a D
+    for samples in cases:
+        fit = fit_exponent(samples, n_resamples=99)
+        assert fit.outcome == "insufficient" and math.isnan(fit.exponent), samples
+        assert not fit.contains(0.0)
+        json.dumps(fit.as_dict(), allow_nan=False)
+    with pytest.raises(ValueError, match="positive"):
+        fit_exponent({10: _runs([0.0, 1.0], [True, True]), 100: _runs(t, ok)})
+
+
+def test_exponent_fit_is_deterministic_and_fast():
+    """A series of 10 D x 8 runs with 999 resamples: 0.1 s measured on a shared 2-core machine."""
+    rng = np.random.default_rng(4)
+    dims = [2**k for k in range(10, 20)]
+    samples = {D: (np.exp(1 + 0.2 * math.log(D) + rng.standard_normal(8)),
+                   rng.random(8) < 0.7) for D in dims}
+    start = time.perf_counter()
+    fit = fit_exponent(samples)
+    elapsed = time.perf_counter() - start
+    assert fit == fit_exponent(samples)
+    assert isinstance(fit, ExponentFit) and fit.n_dims == 10 and fit.n_clusters == 10
+    assert fit.low < fit.exponent < fit.high and fit.se > 0
+    assert elapsed < 0.5, elapsed
