@@ -143,6 +143,9 @@ def settings_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             noise=", ".join(f"{k} σ={'/'.join(f'{x:g}' for x in sorted(g['sigma'].unique()))}"
                             for k, g in df.groupby("noise")) if "noise" in df.columns else "—",
             lr_protocols=_values(df, "lr_protocol"), seeds=int(df["seed"].nunique()),
+            draws=int(df["landscape_seed"].nunique()) if "landscape_seed" in df.columns else 1,
+            streams=_values(df, "noise_streams") if "noise_streams" in df.columns
+            else "independent",
             budget=_values(df, "max_steps", lambda v: str(int(v)))))
     return pd.DataFrame(rows)
 
@@ -187,6 +190,11 @@ MIN_DIMS = 3
 HEAVY_CENSORING = 0.5
 
 
+def _cell(r, key, default=None):
+    v = r.get(key, default) if hasattr(r, "get") else getattr(r, key, default)
+    return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
 def exponent_caveat(r) -> str:
     """Why a fitted exponent is not a clean measurement ('' when it is)."""
     out = []
@@ -194,9 +202,12 @@ def exponent_caveat(r) -> str:
         out.append(f"only {int(r['dims'])} D")
     if float(r["censored_frac"]) >= HEAVY_CENSORING:
         out.append(f"{float(r['censored_frac']):.0%} censored")
-    dropped = r.get("dropped") if hasattr(r, "get") else None
-    if isinstance(dropped, str) and dropped:
-        out.append(f"D={dropped} beyond budget, not fitted")
+    cliff = _cell(r, "censored_dims", "")
+    if isinstance(cliff, str) and cliff:
+        out.append(f"median beyond the budget at D={cliff} (a cliff; its censored runs enter "
+                   "the fit)")
+    if bool(_cell(r, "edge_capped", False)):
+        out.append("stability edge capped: no probe diverged, not an edge")
     return "; ".join(out)
 
 
@@ -423,7 +434,11 @@ class Verdict:
     rule: str = ""
 
 
-def _classify_b(low, high) -> str:
+def _classify_b(low, high, outcome: str = "fit", dimension_free_possible: bool = True) -> str:
+    """The class of an exponent from its CI; a cliff (the budget hit at the largest D) is never
+    dimension-free."""
+    if not dimension_free_possible:
+        return "cliff"
     if not (math.isfinite(low) and math.isfinite(high)):
         return "undetermined"
     if -FLAT_B < low and high < FLAT_B:
@@ -437,19 +452,27 @@ def _classify_b(low, high) -> str:
     return "inconclusive"
 
 
+EXCLUDED = "capped edge, excluded"
+
+
 def _summarize_classes(rows: pd.DataFrame, want: str) -> tuple[str, list[str]]:
+    """The verdict over the classified series: holds, fails, or holds only under some; series
+    whose stability edge was capped are listed in the evidence but never counted."""
+    rows = rows[rows["b_class"] != EXCLUDED]
     hits = rows[rows["b_class"] == want]
     if rows.empty:
         return "undetermined (no data)", []
     # Name the method too when the rows mix several (C2: Newton-Schulz and exact polar).
     named = rows["method"].nunique() > 1 if "method" in rows.columns else False
-    where = [(f"{r.method} " if named else "") + f"{r.lr_protocol}/{r.noise}"
-             for r in hits.itertuples()]
+    label = lambda r: (f"{r.method} " if named else "") + f"{r.lr_protocol}/{r.noise}"
+    where = [label(r) for r in hits.itertuples()]
+    cliffs = sorted({label(r) for r in rows.itertuples() if r.b_class == "cliff"})
+    tail = ("; budget hit at the largest D (cliff) under " + ", ".join(cliffs)) if cliffs else ""
     if len(hits) == len(rows):
         return "holds", where
     if len(hits) == 0:
-        return "fails", where
-    return "holds only under " + ", ".join(sorted(set(where))), where
+        return "fails" + tail, where
+    return "holds only under " + ", ".join(sorted(set(where))) + tail, where
 
 
 def verdicts(exps: pd.DataFrame, traj: pd.DataFrame, drift: pd.DataFrame,
@@ -474,11 +497,20 @@ def _caveat_text(r) -> str:
 
 
 def _classified(exps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
-    """The exponents of ``methods``, each with its class (:func:`_classify_b`) as b_class."""
+    """The exponents of ``methods``, each with its class (:func:`_classify_b`) as b_class.
+    Series with a capped stability edge are left out: their learning rate is not an edge."""
     rows = exps[exps["method"].isin(methods)].copy()
-    rows["b_class"] = [_classify_b(lo, hi)
-                       for lo, hi in zip(rows["low"], rows["high"], strict=True)]
+    rows["b_class"] = [
+        EXCLUDED if bool(_cell(r, "edge_capped", False)) else
+        _classify_b(r["low"], r["high"], _cell(r, "outcome", "fit"),
+                    bool(_cell(r, "dimension_free_possible", True)))
+        for _, r in rows.iterrows()]
     return rows
+
+
+_RULE_TAIL = ("A series whose median is beyond the budget at its largest D is a cliff, never "
+              "dimension-free; a stability_edge series whose edge search was capped (no "
+              "probe diverged) is shown but never counted.")
 
 
 def _verdict_c1(square: pd.DataFrame) -> Verdict:
@@ -489,7 +521,7 @@ def _verdict_c1(square: pd.DataFrame) -> Verdict:
         [f"{r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] "
          f"({r.b_class}{_caveat_text(r)})" for r in a.itertuples()],
         f"O(D) when the exponent's 95% CI lies above {LINEAR_B} or contains 1 (and lies above "
-        f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B}).")
+        f"{FLAT_B}); dimension-free when it lies inside (-{FLAT_B}, {FLAT_B}). {_RULE_TAIL}")
 
 
 def _verdict_c2(square: pd.DataFrame) -> Verdict:
@@ -499,7 +531,8 @@ def _verdict_c2(square: pd.DataFrame) -> Verdict:
         "C2", "Muon's escape is dimension-free.", v,
         [f"{r.method} {r.lr_protocol}/{r.noise}: b = {r.exponent:.2f} [{r.low:.2f}, "
          f"{r.high:.2f}] ({r.b_class}{_caveat_text(r)})" for r in m.itertuples()],
-        f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B}).")
+        f"dimension-free when the exponent's 95% CI lies inside (-{FLAT_B}, {FLAT_B}) and the "
+        f"largest D's median is within the budget. {_RULE_TAIL}")
 
 
 def _verdict_c3(traj: pd.DataFrame, gaps: pd.DataFrame) -> Verdict:
@@ -573,7 +606,8 @@ def analyse(out: Path) -> dict:
     exps = pd.DataFrame()
     if not dim.empty:
         d = _with_label(select_tuned(dim))
-        exps = exponent_table(d, by=["method", "lr_protocol", "noise", "aspect"])
+        by = ["method", "lr_protocol", "noise", "aspect"]
+        exps = _mark_capped(exponent_table(d, by=by), d, by)
     nsp = frames["ns_vs_polar"]
     ns_exps = (exponent_table(_with_label(nsp), by=["method", "sigma"]) if not nsp.empty
                else pd.DataFrame())
@@ -584,6 +618,17 @@ def analyse(out: Path) -> dict:
     v = verdicts(exps, traj, drift, gaps)
     return dict(frames=frames, traces=traces, exponents=exps, ns_exponents=ns_exps,
                 trajectories=traj, drift=drift, gaps=gaps, bound_checks=checks, verdicts=v)
+
+
+def _mark_capped(exps: pd.DataFrame, runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``exps`` with ``edge_capped``: True for a series with any run whose stability-edge
+    search was capped (the ``edge_capped`` column the sweep stores with those runs)."""
+    if exps.empty or "edge_capped" not in runs.columns:
+        return exps.assign(edge_capped=False) if not exps.empty else exps
+    capped = runs[runs["edge_capped"].fillna(False).astype(bool)]
+    keys = {tuple(str(v) for v in k) for k in capped[by].itertuples(index=False)}
+    flags = [tuple(str(v) for v in k) in keys for k in exps[by].itertuples(index=False)]
+    return exps.assign(edge_capped=flags)
 
 
 def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
@@ -827,7 +872,9 @@ def _report_head(a: dict, run_info: dict, quick: bool) -> list[str]:
     lines.append("Read from the stored runs. Methods: `muon-ns` is Muon with 5-step "
                  "Newton–Schulz orthogonalization, `muon-polar` Muon with the exact polar "
                  "factor; the other names are the optimizers'. budget: max_steps, the step at "
-                 "which a run that has not escaped is censored. seeds: seeds per condition.\n")
+                 "which a run that has not escaped is censored. seeds: seeds per condition "
+                 "and draw; draws: landscape draws (landscape_seed values); streams: the noise design "
+                 "(see Definitions).\n")
     lines.append(md_table(settings_table(a["frames"])))
     lines.append("\n### Shapes\n")
     lines.append("Every shape m×n that ran, per experiment.\n")
@@ -846,9 +893,16 @@ def _report_definitions() -> list[str]:
     lines.append("- **Learning-rate protocols**:")
     for k, v in PROTOCOLS.items():
         lines.append(f"    - `{k}`: {v};")
-    lines.append("- **Dimension exponent b**: the slope of log KM median against log D. Its "
-                 "class, from its 95% bootstrap CI [low, high]:")
-    lines.append(f"    - *dimension-free*: the CI lies inside (-{FLAT_B}, {FLAT_B});")
+    lines.append("- **Dimension exponent b**: fitted by a log-normal accelerated-failure-time "
+                 "model, log τ = a + b·log D + s·ε, by maximum likelihood with right censoring. "
+                 "Every D and every run enter the fit: a run censored at the budget (or one "
+                 "that diverged) counts as τ > its last step, never as an escape and never "
+                 "dropped. The 95% CI is a bootstrap that resamples landscape draws within each "
+                 "D and runs within each draw. Its class, from the CI [low, high]:")
+    lines.append(f"    - *dimension-free*: the CI lies inside (-{FLAT_B}, {FLAT_B}) and the "
+                 "largest D's median is within the budget;")
+    lines.append("    - *cliff*: the Kaplan–Meier median at the largest D is beyond the budget "
+                 "(outcome `cliff`): never dimension-free, whatever the CI;")
     lines.append(f"    - *faster with D*: the CI lies below -{FLAT_B} (escape gets faster as D "
                  "grows);")
     lines.append(f"    - *O(D)*: the CI lies above {LINEAR_B}, or contains 1 and lies above "
@@ -856,10 +910,16 @@ def _report_definitions() -> list[str]:
     lines.append(f"    - *grows with D (sub-linear)*: the CI lies above {FLAT_B} otherwise;")
     lines.append("    - *inconclusive*: the CI straddles a boundary; *undetermined*: no finite "
                  "CI.")
+    lines.append("- **Columns of the exponent tables**: dims, the number of D; censored_D, how "
+                 "many D have their median beyond the budget (those D still enter the fit "
+                 "through their censored runs); draws, landscape draws per D; seeds, seeds per "
+                 "draw; streams, the noise design (`independent`: every (config, seed) has its "
+                 "own noise stream, so no two D share noise; `common`: the same seed replays "
+                 "the same noise at every D, a variance-reduction design).")
     lines.append(f"- **Caveats on exponents**: fitted on fewer than {MIN_DIMS} D, with at "
-                 f"least {HEAVY_CENSORING:.0%} of the runs censored, or with a D dropped "
-                 "because its median is beyond the budget. Such exponents are printed, "
-                 "flagged, and not measurements of the scaling.")
+                 f"least {HEAVY_CENSORING:.0%} of the runs censored, with some D whose median is "
+                 "beyond the budget, or (stability_edge) an edge search that was capped. Such "
+                 "exponents are printed and flagged; capped ones never feed a verdict.")
     lines.append("")
     return lines
 
@@ -890,15 +950,14 @@ def _report_measurements(a: dict) -> list[str]:
     """The measured tables: exponents, NS vs polar, gaps, trajectories, drift, bounds."""
     lines: list[str] = []
     lines.append("## Dimension exponents (measured)\n")
-    lines.append("Fitted b in log τ_med = a + b log D (Kaplan–Meier medians; 95% percentile "
-                 "bootstrap CI over seeds; `tuned` keeps the best learning rate per D). "
-                 "aspect = m/n; dims: the number of D fitted; caveat: see Definitions.\n")
+    lines.append("Fitted b in log τ = a + b·log D + s·ε (log-normal AFT with censoring; 95% "
+                 "bootstrap CI over landscape draws and runs; `tuned` keeps the best learning "
+                 "rate per D, listed in chosen_lr). aspect = m/n; the other columns: see "
+                 "Definitions.\n")
     e = with_caveats(a["exponents"])
     if not e.empty:
-        t = e[["method", "lr_protocol", "noise", "aspect", "exponent", "low", "high", "dims",
-               "d_min", "d_max", "censored_frac", "caveat"]].sort_values(
-                   ["method", "lr_protocol", "noise", "aspect"])
-        lines.append(md_table(t))
+        lines.append(md_table(_exponent_columns(e).sort_values(
+            ["method", "lr_protocol", "noise", "aspect"])))
     single = single_shape_medians(a["frames"].get("dimension", pd.DataFrame()))
     if not single.empty:
         lines.append("\n### Shapes run at a single D (measured)\n")
@@ -907,8 +966,8 @@ def _report_measurements(a: dict) -> list[str]:
         lines.append(md_table(single, 0))
     lines.append("\n## Newton–Schulz against exact polar (measured)\n")
     nse = with_caveats(a["ns_exponents"])
-    lines.append(md_table(nse[["method", "sigma", "exponent", "low", "high", "dims",
-                               "censored_frac", "caveat"]] if not nse.empty else pd.DataFrame()))
+    lines.append(md_table(_exponent_columns(nse, ["method", "sigma"]) if not nse.empty
+                          else pd.DataFrame()))
     lines.append("\n## Gap thresholds (measured)\n")
     lines.append("σ* = the smallest noise level at which the KM median more than doubles "
                  "relative to the smallest σ, or fewer than half the runs escape.\n")
@@ -931,6 +990,17 @@ def _report_measurements(a: dict) -> list[str]:
                                   index=bc.index, dtype=object)
         lines.append(md_table(bc))
     return lines
+
+
+def _exponent_columns(e: pd.DataFrame, keys=("method", "lr_protocol", "noise", "aspect")
+                      ) -> pd.DataFrame:
+    """The printed columns of an exponent table: the series keys, the fit, its censoring, its
+    design (draws, seeds, noise streams) and the caveat."""
+    e = e.rename(columns={"n_censored_dims": "censored_D", "noise_streams": "streams"})
+    cols = list(keys) + ["exponent", "low", "high", "outcome", "dims", "censored_D", "d_min",
+                         "d_max", "draws", "seeds", "streams", "censored_frac", "chosen_lr",
+                         "caveat"]
+    return e[[c for c in cols if c in e.columns]]
 
 
 def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Path:

@@ -57,6 +57,27 @@ def test_verdicts_follow_the_exponents():
     assert v["C2"].verdict == "holds only under muon-polar fixed/isotropic"
 
 
+def test_a_cliff_is_never_dimension_free_and_capped_edges_never_count():
+    base = dict(method="muon-ns", noise="isotropic", aspect=1.0, exponent=0.01, low=-0.05,
+                high=0.07)
+    exps = pd.DataFrame([
+        dict(base, lr_protocol="matched_rms"),
+        # the same CI, but the median at the largest D is beyond the budget
+        dict(base, lr_protocol="matched_spectral", outcome="cliff",
+             dimension_free_possible=False, censored_dims="65536"),
+        # a CI that would fail the claim, but from a capped edge search: not counted
+        dict(base, lr_protocol="stability_edge", low=0.4, high=0.9, edge_capped=True),
+    ])
+    assert _classify_b(-0.05, 0.07, "cliff", False) == "cliff"
+    v = {x.claim: x for x in verdicts(exps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())}
+    assert v["C2"].verdict == ("holds only under matched_rms/isotropic; budget hit at the "
+                               "largest D (cliff) under matched_spectral/isotropic")
+    assert any("capped" in e for e in v["C2"].evidence)
+    exps = exps.iloc[[2]]
+    v = {x.claim: x for x in verdicts(exps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())}
+    assert v["C2"].verdict == "undetermined (no data)"
+
+
 def test_every_experiment_spec_loads_in_both_modes():
     from saddle.sweep import load_spec
 
