@@ -8,8 +8,8 @@ is normalized to None.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import optax

@@ -43,7 +43,8 @@ from .protocols import (
 from .spec import SweepSpec
 from .store import Store
 
-__all__ = ["Run", "PROTOCOL_COLUMNS", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport"]
+__all__ = ["Run", "PROTOCOL_COLUMNS", "plan_runs", "make_batches", "execute_batch", "run_sweep",
+           "SweepReport"]
 
 _BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
 

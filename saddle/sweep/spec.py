@@ -66,7 +66,8 @@ DEFAULT_LR_GRID = (0.0625, 0.25, 1.0, 4.0, 16.0)
 DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 7))
 SPEC_KEYS = (
     "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms",
-    "target_frobenius", "target_spectral", "edge_grid", "trace_stride", "batch_runs", "quick", "description",
+    "target_frobenius", "target_spectral", "edge_grid", "trace_stride", "batch_runs", "quick",
+    "description",
 )
 
 
@@ -222,7 +223,8 @@ def _sweep_options(data: Mapping[str, Any]) -> dict[str, Any]:
     batch_runs = data.get("batch_runs")
     if batch_runs is not None:
         batch_runs = _positive_int("batch_runs", batch_runs)
-    return dict(lr_grid=lr_grid, edge_grid=edge_grid, **targets, trace_stride=trace_stride, batch_runs=batch_runs)
+    return dict(lr_grid=lr_grid, edge_grid=edge_grid, **targets, trace_stride=trace_stride,
+                batch_runs=batch_runs)
 
 
 def _fixed_and_axes(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
