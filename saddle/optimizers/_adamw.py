@@ -101,4 +101,7 @@ class AdamWSpec(OptimizerSpec):
                      weight_decay=s["weight_decay"])
 
     def update_rms_per_lr(self, config) -> float:
-        return 0.2  # the typical AdamW update RMS (Moonlight's matching convention)
+        """0.2: the typical AdamW update RMS (Moonlight's matching convention); Frobenius
+        0.2 sqrt(mn), spectral 0.2 (sqrt m + sqrt n) (dense incoherent update; see
+        :meth:`OptimizerSpec.update_norms_per_lr`)."""
+        return 0.2

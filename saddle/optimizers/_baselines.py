@@ -133,7 +133,8 @@ class SGDSpec(OptimizerSpec):
 
     def update_rms_per_lr(self, config) -> float:
         """The RMS of the first stochastic gradient: the bulk's pull on a random init and
-        the noise's per-entry scale (1 when both are zero)."""
+        the noise's per-entry scale (1 when both are zero). Frobenius RMS sqrt(mn), spectral
+        RMS (sqrt m + sqrt n): both parts are dense and incoherent."""
         lam2 = LANDSCAPES[config.landscape].mean_squared_curvature(config)
         init = config.init_scale or 0.0
         noise = NOISES[config.noise].entry_std(config)
@@ -158,6 +159,8 @@ class SignDescentSpec(OptimizerSpec):
                             weight_decay=s["weight_decay"])
 
     def update_rms_per_lr(self, config) -> float:
+        """1, exact (entries +-1); Frobenius sqrt(mn) (exact), spectral sqrt m + sqrt n (a
+        random sign matrix; a rank-one sign pattern would give sqrt(mn))."""
         return 1.0
 
 
@@ -175,4 +178,6 @@ class NormalizedGDSpec(OptimizerSpec):
                              weight_decay=s["weight_decay"])
 
     def update_rms_per_lr(self, config) -> float:
+        """1/sqrt(mn): the Frobenius norm of a step is eta exactly (without momentum);
+        spectral (sqrt m + sqrt n)/sqrt(mn) (incoherent convention)."""
         return 1.0 / math.sqrt(config.m * config.n)

@@ -177,4 +177,6 @@ class ManoSpec(OptimizerSpec):
                     weight_decay=s["weight_decay"], **static)
 
     def update_rms_per_lr(self, config) -> float:
-        return 0.2  # exact: every slice-normalized update has RMS 0.2 eta
+        """0.2, exact: every slice-normalized update has RMS 0.2 eta; Frobenius 0.2 sqrt(mn)
+        (exact), spectral 0.2 (sqrt m + sqrt n) (incoherent convention)."""
+        return 0.2

@@ -204,3 +204,12 @@ class MuonSpec(OptimizerSpec):
         """A full-rank orthogonalized update has RMS 1/sqrt(max(m, n)) before scaling."""
         m, n = config.m, config.n
         return muon_scale((m, n), config.scaling) / math.sqrt(max(m, n))
+
+    def update_norms_per_lr(self, config) -> dict[str, float]:
+        """A full-rank orthogonalized update ``s * U V^T`` has min(m, n) singular values equal
+        to the scale ``s``: spectral ``s``, Frobenius ``s sqrt(min(m, n))``, RMS
+        ``s / sqrt(max(m, n))`` (exact for polar; Newton-Schulz leaves them near 1)."""
+        m, n = config.m, config.n
+        s = muon_scale((m, n), config.scaling)
+        return dict(rms=s / math.sqrt(max(m, n)), frobenius=s * math.sqrt(min(m, n)),
+                    spectral=s)

@@ -8,6 +8,7 @@ is normalized to None.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ __all__ = [
     "MOMENTUM",
     "NESTEROV",
     "register",
+    "incoherent_norms",
 ]
 
 LEARNING_RATE = float_field("learning_rate", None, "learning rate eta (default: the optimizer's)",
@@ -36,6 +38,21 @@ WEIGHT_DECAY = float_field("weight_decay", None,
 MOMENTUM = float_field("momentum", None, "momentum beta/mu (muon: EMA; others: heavy ball)",
                        "optimizer", lo=0, hi=1, hi_open=True)
 NESTEROV = bool_field("nesterov", None, "Nesterov momentum", "optimizer")
+
+
+def incoherent_norms(rms: float, m: int, n: int) -> dict[str, float]:
+    """The nominal norms of a dense, incoherent (m, n) update with entry RMS ``rms``.
+
+    Frobenius = RMS * sqrt(mn) (exact for any matrix); spectral = RMS * (sqrt(m) + sqrt(n)),
+    the top singular value of a large random matrix with that entry RMS (Bai-Yin; a random
+    sign matrix included). This is the convention for every method that does not
+    orthogonalize: at the saddle the gradient is dominated by noise and the bulk's pull on a
+    random initialization, so the update is a dense, sign-like matrix without structure. A
+    rank-one (fully coherent) update of the same RMS would have spectral = Frobenius =
+    RMS * sqrt(mn), larger by sqrt(mn) / (sqrt(m) + sqrt(n)) (16 at 64x64, 256 at 1024x1024).
+    """
+    return dict(rms=rms, frobenius=rms * math.sqrt(m * n),
+                spectral=rms * (math.sqrt(m) + math.sqrt(n)))
 
 
 class OptimizerSpec(Component):
@@ -59,6 +76,31 @@ class OptimizerSpec(Component):
         """The nominal RMS of one update divided by the learning rate, for the learning-rate
         protocols that match update sizes across optimizers."""
         raise NotImplementedError(f"{self.name}: no nominal update RMS")
+
+    def update_norms_per_lr(self, config) -> dict[str, float]:
+        """The nominal RMS, Frobenius and spectral norms of one (m, n) update divided by the
+        learning rate: the one table the learning-rate protocols match on.
+
+        Frobenius = RMS * sqrt(mn) always. The spectral norm follows the incoherent
+        convention of :func:`incoherent_norms` (RMS * (sqrt(m) + sqrt(n))) unless the spec
+        overrides this method (Muon: its orthogonalized update's singular values are 1).
+
+        ==============  ========================  ====================  ========================
+        optimizer       RMS / lr                  Frobenius / lr        spectral / lr
+        ==============  ========================  ====================  ========================
+        adamw           0.2 (Moonlight)           0.2 sqrt(mn)          0.2 (sqrt m + sqrt n)
+        mano            0.2 (exact)               0.2 sqrt(mn)          0.2 (sqrt m + sqrt n)
+        sign_descent    1 (exact)                 sqrt(mn)              sqrt m + sqrt n
+        sgd             g0 (initial grad RMS)     g0 sqrt(mn)           g0 (sqrt m + sqrt n)
+        normalized_gd   1/sqrt(mn)                1 (exact)             (sqrt m + sqrt n)/sqrt(mn)
+        muon            s/sqrt(max(m, n))         s sqrt(min(m, n))     s (exact for polar)
+        ==============  ========================  ====================  ========================
+
+        ``s`` is Muon's scaling factor (keller: sqrt(max(1, m/n)); moonlight:
+        0.2 sqrt(max(m, n)); none: 1). Newton-Schulz Muon gets the polar values: its five
+        quintic steps leave the singular values near 1, not at 1.
+        """
+        return incoherent_norms(self.update_rms_per_lr(config), config.m, config.n)
 
     def from_config(self, config) -> optax.GradientTransformation:
         """The optimizer of a normalized config (Python-number hyperparameters)."""

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,11 +32,19 @@ from ..errors import SaddleInputError
 from ..memory import runs_that_fit
 from ..numerics import enable_x64, x64_enabled
 from ..records import batch_arrays, run_records
-from .protocols import find_stability_edge, matched_rms_lr
+from .protocols import (
+    EDGE_CEILING,
+    EDGE_GROWTH,
+    EDGE_RESOLUTION,
+    MATCHED,
+    find_stability_edge,
+    matched_lr,
+)
 from .spec import SweepSpec
 from .store import Store
 
-__all__ = ["Run", "plan_runs", "make_batches", "execute_batch", "run_sweep", "SweepReport"]
+__all__ = ["Run", "PROTOCOL_COLUMNS", "plan_runs", "make_batches", "execute_batch", "run_sweep",
+           "SweepReport"]
 
 _BATCH_ELEMENTS = 1 << 24  # most B * m * n per batch by default (memory stays O(B mn))
 
@@ -47,6 +56,23 @@ class Run:
     seed: int
     lr_protocol: str
     lr_multiplier: float
+    # How the protocol chose the rate, stored with the row (see PROTOCOL_COLUMNS).
+    info: tuple[tuple[str, Any], ...] = ()
+
+
+# The row columns that say how each run's learning rate was chosen (every row has them):
+# lr_norm: the matched norm (rms, frobenius, spectral) for matched_*, "none" otherwise;
+# lr_base: the rate lr_multiplier multiplies (tuned: the config's rate; stability_edge: the
+# config's rate; fixed and matched_*: the rate itself); lr_grid: the tuned grid
+# ("0.25,1,4"), "" otherwise; edge_lr: the stability edge found (NaN off stability_edge);
+# edge_capped: True when that search found no divergence up to its ceiling (not an edge).
+PROTOCOL_COLUMNS = ("lr_norm", "lr_base", "lr_grid", "edge_lr", "edge_capped")
+
+
+def _info(lr_base: float, lr_norm: str = "none", lr_grid: str = "",
+          edge_lr: float = float("nan"), edge_capped: bool = False) -> tuple:
+    return (("lr_norm", lr_norm), ("lr_base", float(lr_base)), ("lr_grid", lr_grid),
+            ("edge_lr", float(edge_lr)), ("edge_capped", bool(edge_capped)))
 
 
 def _hash(obj) -> str:
@@ -62,13 +88,26 @@ def run_id(config: Config, seed: int, protocol: str, multiplier: float) -> str:
 
 
 def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run]:
-    """Every run of the spec, protocols resolved (stability-edge searches are cached)."""
+    """Every run of the spec, protocols resolved (stability-edge searches are cached).
+
+    Refuses (one-line :class:`SaddleInputError`) a spec where two single-rate protocols
+    (fixed, matched_*, stability_edge) give an optimizer the same run condition: those cells
+    would be run and reported twice. The deterministic protocols are checked before any
+    stability-edge probe runs. ``tuned`` is a search over its grid and is not checked.
+    """
+    seen: dict[str, str] = {}
+    for point in spec.points:
+        if point.lr_protocol in _DETERMINISTIC:
+            for cfg, _, _ in _protocol_configs(point.config, point.lr_protocol, spec, None, log):
+                _check_distinct(seen, cfg, point.lr_protocol)
     runs: list[Run] = []
     for point in spec.points:
         proto = point.lr_protocol
-        for cfg, k in _protocol_configs(point.config, proto, spec, store, log):
+        for cfg, k, info in _protocol_configs(point.config, proto, spec, store, log):
+            if proto == "stability_edge":
+                _check_distinct(seen, cfg, proto)
             for seed in point.config.seed_list:
-                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k)))
+                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k), info))
     # Duplicates (e.g. the same condition listed twice) collapse to one run.
     unique: dict[str, Run] = {}
     for r in runs:
@@ -76,17 +115,39 @@ def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run
     return list(unique.values())
 
 
+_DETERMINISTIC = ("fixed", *MATCHED)
+
+
+def _check_distinct(seen: dict[str, str], cfg: Config, proto: str) -> None:
+    """Record that ``proto`` runs the condition ``cfg``; refuse a second protocol on it.
+
+    Learning rates are compared to 12 significant digits (target / norm may round)."""
+    key = cfg.replace(learning_rate=float(f"{cfg.learning_rate:.12g}")).config_hash()
+    other = seen.setdefault(key, proto)
+    if other != proto:
+        raise SaddleInputError(
+            f"spec: lr_protocol: {other} and {proto} give {cfg.optimizer} the same runs at "
+            f"{cfg.m}x{cfg.n} (learning_rate {cfg.learning_rate:.4g}); allowed: protocols "
+            f"that give each optimizer distinct rates (drop one, or exclude = [{{ optimizer "
+            f'= "{cfg.optimizer}", lr_protocol = "{proto}" }}])')
+
+
 def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | None,
-                      log) -> list[tuple[Config, float]]:
-    """The (config, learning-rate multiplier) pairs that ``proto`` runs for the point ``c``."""
+                      log) -> list[tuple[Config, float, tuple]]:
+    """The (config, learning-rate multiplier, row info) triples that ``proto`` runs for the
+    point ``c``."""
     if proto == "fixed":
-        return [(c, 1.0)]
-    if proto == "matched_rms":
-        return [(c.replace(learning_rate=matched_rms_lr(c, spec.target_rms)), 1.0)]
+        return [(c, 1.0, _info(c.learning_rate))]
+    if proto in MATCHED:
+        norm = MATCHED[proto]
+        lr = matched_lr(c, norm, spec.target(norm))
+        return [(c.replace(learning_rate=lr), 1.0, _info(lr, lr_norm=norm))]
     if proto == "tuned":
-        return [(c.replace(learning_rate=c.learning_rate * k), k) for k in spec.lr_grid]
+        grid = ",".join(f"{k:g}" for k in spec.lr_grid)
+        return [(c.replace(learning_rate=c.learning_rate * k), k,
+                 _info(c.learning_rate, lr_grid=grid)) for k in spec.lr_grid]
     # stability_edge
-    key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid)))
+    key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid), search=_EDGE_SEARCH))
     edge = store.read_json(key) if store is not None else None
     if edge is None:
         if log is not None:
@@ -96,7 +157,13 @@ def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | Non
             store.write_json(key, edge)
     if edge["edge_lr"] is None:
         return []  # diverges at every grid value: nothing to run (reported by results)
-    return [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"])]
+    info = _info(c.learning_rate, edge_lr=edge["edge_lr"], edge_capped=edge["capped"])
+    return [(c.replace(learning_rate=edge["edge_lr"]), edge["multiplier"], info)]
+
+
+# The search rule, part of the edge cache's key: an edge stored by an older rule (capped at
+# the top of its grid) is searched again.
+_EDGE_SEARCH = dict(growth=EDGE_GROWTH, ceiling=EDGE_CEILING, resolution=EDGE_RESOLUTION)
 
 
 def make_batches(runs: list[Run], batch_runs: int | None = None,
@@ -139,8 +206,8 @@ def batch_rows(
     for r, record in zip(batch, run_records(result), strict=True):
         c = r.config
         row = dict(run_id=r.run_id, config_hash=c.config_hash(), sweep=sweep,
-                   lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=c.D,
-                   aspect=c.m / c.n, **record)
+                   lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier,
+                   **dict(r.info or _info(c.learning_rate)), D=c.D, aspect=c.m / c.n, **record)
         rows.append({**c.to_dict(), "seed": r.seed, **row})
     traces = None
     if result.get("traces"):

@@ -26,10 +26,14 @@ A field set both as an axis and in a variant takes the variant's value.
 Sweep-only keys (not config fields):
 
 ``name``, ``zip``, ``exclude``, ``variants``, ``lr_protocol`` (``fixed``, ``matched_rms``,
-``tuned``, ``stability_edge``; see :mod:`saddle.sweep.protocols`), ``lr_grid`` (multipliers of
-the base learning rate for ``tuned``; default ``[0.0625, 0.25, 1, 4, 16]``), ``target_rms``
-(for ``matched_rms``; default 2e-4 = 0.2 x 1e-3), ``edge_grid`` (candidate multipliers for
-``stability_edge``), ``trace_stride`` (store diagnostic traces of every k-th step),
+``matched_frobenius``, ``matched_spectral``, ``tuned``, ``stability_edge``; see
+:mod:`saddle.sweep.protocols`), ``lr_grid`` (multipliers of the base learning rate for
+``tuned``; default ``[0.0625, 0.25, 1, 4, 16]``), ``target_rms`` (for ``matched_rms``;
+default 2e-4 = 0.2 x AdamW's 1e-3), ``target_frobenius`` (for ``matched_frobenius``; default
+0.02 = normalized GD's default step), ``target_spectral`` (for ``matched_spectral``; default
+0.02 = Muon's default step on a square matrix), ``edge_grid`` (the multipliers
+``stability_edge`` starts from; it searches past the top when nothing diverges there),
+``trace_stride`` (store diagnostic traces of every k-th step),
 ``batch_runs`` (most runs per engine batch and per results file), ``description`` (free text)
 and ``quick`` (a table of keys that replace the spec's own under ``--quick``, e.g.
 ``quick = { seeds = 4, m = [32, 64] }``).
@@ -50,17 +54,20 @@ from typing import Any
 from ..config import FIELDS, Config, load_toml
 from ..errors import SaddleInputError, suggest
 from ..memory import check_memory
+from .protocols import DEFAULT_TARGETS
 
 __all__ = ["SweepSpec", "Point", "load_spec", "parse_spec", "PROTOCOLS", "SPEC_KEYS"]
 
 MAX_POINTS = 100_000  # grid points per spec
 MAX_RUNS = 10_000_000  # points x seeds per spec (protocols may multiply it further)
-PROTOCOLS = ("fixed", "matched_rms", "tuned", "stability_edge")
+PROTOCOLS = ("fixed", "matched_rms", "matched_frobenius", "matched_spectral", "tuned",
+             "stability_edge")
 DEFAULT_LR_GRID = (0.0625, 0.25, 1.0, 4.0, 16.0)
 DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 7))
 SPEC_KEYS = (
-    "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms", "edge_grid",
-    "trace_stride", "batch_runs", "quick", "description",
+    "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms",
+    "target_frobenius", "target_spectral", "edge_grid", "trace_stride", "batch_runs", "quick",
+    "description",
 )
 
 
@@ -79,12 +86,18 @@ class SweepSpec:
     points: list[Point]
     seeds: int
     lr_grid: tuple[float, ...] = DEFAULT_LR_GRID
-    target_rms: float = 2e-4
+    target_rms: float = DEFAULT_TARGETS["rms"]
+    target_frobenius: float = DEFAULT_TARGETS["frobenius"]
+    target_spectral: float = DEFAULT_TARGETS["spectral"]
     edge_grid: tuple[float, ...] = DEFAULT_EDGE_GRID
     trace_stride: int | None = None
     batch_runs: int | None = None
     axes: dict[str, list] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+
+    def target(self, norm: str) -> float:
+        """The target of the matched protocol for ``norm`` (rms, frobenius, spectral)."""
+        return getattr(self, f"target_{norm}")
 
     @property
     def n_runs_nominal(self) -> int:
@@ -195,19 +208,23 @@ def _sweep_options(data: Mapping[str, Any]) -> dict[str, Any]:
         tuple(sorted(_positive_floats("edge_grid", data["edge_grid"])))
         if "edge_grid" in data else DEFAULT_EDGE_GRID
     )
-    target_rms = data.get("target_rms", 2e-4)
-    if isinstance(target_rms, bool) or not isinstance(target_rms, int | float) or not (
-        math.isfinite(target_rms) and target_rms > 0
-    ):
-        raise _err("target_rms", target_rms, "a positive, finite number")
+    targets = {}
+    for norm, default in DEFAULT_TARGETS.items():
+        key = f"target_{norm}"
+        t = data.get(key, default)
+        if isinstance(t, bool) or not isinstance(t, int | float) or not (
+            math.isfinite(t) and t > 0
+        ):
+            raise _err(key, t, "a positive, finite number")
+        targets[key] = float(t)
     trace_stride = data.get("trace_stride")
     if trace_stride is not None:
         trace_stride = _positive_int("trace_stride", trace_stride)
     batch_runs = data.get("batch_runs")
     if batch_runs is not None:
         batch_runs = _positive_int("batch_runs", batch_runs)
-    return dict(lr_grid=lr_grid, edge_grid=edge_grid, target_rms=float(target_rms),
-                trace_stride=trace_stride, batch_runs=batch_runs)
+    return dict(lr_grid=lr_grid, edge_grid=edge_grid, **targets, trace_stride=trace_stride,
+                batch_runs=batch_runs)
 
 
 def _fixed_and_axes(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
