@@ -101,14 +101,20 @@ def _with_label(df: pd.DataFrame) -> pd.DataFrame:
 # --- report sections -------------------------------------------------------------------------
 
 PROTOCOLS = {
-    "fixed": "the config's learning rate (the optimizer's default when unset)",
+    "fixed": "the config's learning rate (the optimizer's default when unset): each optimizer "
+    "in its own norm, so it does not compare optimizers on one norm",
     "matched_rms": "the learning rate that sets the nominal update RMS to the spec's "
-    "target_rms (0.2·η for AdamW and Mano, η for sign descent, scale·η/√max(m, n) for Muon, "
-    "η/√(mn) for normalized GD, η times the initial gradient RMS for SGD)",
+    "target_rms (nominal RMS per unit lr: 0.2 for AdamW and Mano, 1 for sign descent, "
+    "scale/√max(m, n) for Muon, 1/√(mn) for normalized GD, the initial gradient RMS for SGD)",
+    "matched_frobenius": "the learning rate that sets the nominal update Frobenius norm "
+    "(RMS·√(mn)) to the spec's target_frobenius",
+    "matched_spectral": "the learning rate that sets the nominal update spectral norm to the "
+    "spec's target_spectral (Muon: its scale; dense element-wise updates: RMS·(√m + √n))",
     "tuned": "every lr_grid multiple of the learning rate runs; the analysis keeps, per "
-    "condition and D, the one with the smallest KM median",
-    "stability_edge": "the largest grid learning rate whose probe runs (4 seeds, 300 steps) do "
-    "not diverge, found by bisection",
+    "condition and D, the one with the smallest KM median (chosen_lr in the tables)",
+    "stability_edge": "the largest stable learning rate: bisection over the edge grid, then "
+    "×4 growth up to 10⁶ × the base rate until a probe (4 seeds, 300 steps) diverges, bisected "
+    "to 10%; a search that finds no divergence is capped, flagged, and never counted",
 }
 
 
