@@ -47,6 +47,7 @@ class Run:
     seed: int
     lr_protocol: str
     lr_multiplier: float
+    landscape_draw: int | None = None  # j of the spec's landscape_draws (None: not declared)
 
 
 def _hash(obj) -> str:
@@ -68,7 +69,8 @@ def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run
         proto = point.lr_protocol
         for cfg, k in _protocol_configs(point.config, proto, spec, store, log):
             for seed in point.config.seed_list:
-                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k)))
+                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k),
+                                point.landscape_draw))
     # Duplicates (e.g. the same condition listed twice) collapse to one run.
     unique: dict[str, Run] = {}
     for r in runs:
@@ -141,6 +143,8 @@ def batch_rows(
         row = dict(run_id=r.run_id, config_hash=c.config_hash(), sweep=sweep,
                    lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier, D=c.D,
                    aspect=c.m / c.n, **record)
+        if r.landscape_draw is not None:
+            row["landscape_draw"] = r.landscape_draw
         rows.append({**c.to_dict(), "seed": r.seed, **row})
     traces = None
     if result.get("traces"):

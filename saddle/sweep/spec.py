@@ -30,7 +30,10 @@ Sweep-only keys (not config fields):
 the base learning rate for ``tuned``; default ``[0.0625, 0.25, 1, 4, 16]``), ``target_rms``
 (for ``matched_rms``; default 2e-4 = 0.2 x 1e-3), ``edge_grid`` (candidate multipliers for
 ``stability_edge``), ``trace_stride`` (store diagnostic traces of every k-th step),
-``batch_runs`` (most runs per engine batch and per results file), ``description`` (free text)
+``batch_runs`` (most runs per engine batch and per results file), ``landscape_draws`` (k >= 1:
+every grid point runs on k landscape draws, ``landscape_seed`` = the point's seed + j for
+j = 0..k-1, stored as the column ``landscape_draw`` = j; the analysis pools the draws as a
+random factor; not together with a list of ``landscape_seed``), ``description`` (free text)
 and ``quick`` (a table of keys that replace the spec's own under ``--quick``, e.g.
 ``quick = { seeds = 4, m = [32, 64] }``).
 
@@ -60,7 +63,7 @@ DEFAULT_LR_GRID = (0.0625, 0.25, 1.0, 4.0, 16.0)
 DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 7))
 SPEC_KEYS = (
     "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms", "edge_grid",
-    "trace_stride", "batch_runs", "quick", "description",
+    "trace_stride", "batch_runs", "quick", "description", "landscape_draws",
 )
 
 
@@ -71,6 +74,7 @@ class Point:
     config: Config
     lr_protocol: str = "fixed"
     labels: tuple[tuple[str, Any], ...] = ()  # the axis values that define the point
+    landscape_draw: int | None = None  # j of landscape_draws (None: not declared)
 
 
 @dataclass
@@ -147,9 +151,31 @@ def parse_spec(
     excludes = _excludes(data.get("exclude", []))
     _check_repeats(axes, zipped)
     points = _expand(fixed, axes, zipped, variants, excludes)
+    points = _landscape_draws(points, data, axes)
     _check_size(points, options["trace_stride"])
     return SweepSpec(name=name, points=points, seeds=points[0].config.seeds, axes=axes,
                      source=dict(data), **options)
+
+
+def _landscape_draws(points: list[Point], data: Mapping[str, Any],
+                     axes: Mapping[str, list]) -> list[Point]:
+    """Each point as ``landscape_draws`` points on landscape seeds base + j (base: the point's
+    own landscape_seed, 0 when unset), labelled ``landscape_draw`` = j."""
+    if "landscape_draws" not in data:
+        return points
+    k = data["landscape_draws"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise _err("landscape_draws", k, "an integer >= 1")
+    if "landscape_seed" in axes:
+        raise _err("landscape_draws", k, "landscape_draws or a list of landscape_seed, not "
+                   "both (draws set landscape_seed = base + j)")
+    out = []
+    for p in points:
+        base = p.config.landscape_seed or 0
+        for j in range(k):
+            c = p.config.replace(landscape_seed=base + j)
+            out.append(Point(c, p.lr_protocol, p.labels + (("landscape_draw", j),), j))
+    return out
 
 
 def _check_size(points: list[Point], trace_stride: int | None) -> None:
