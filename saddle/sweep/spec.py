@@ -169,6 +169,9 @@ def _landscape_draws(points: list[Point], data: Mapping[str, Any],
     if "landscape_seed" in axes:
         raise _err("landscape_draws", k, "landscape_draws or a list of landscape_seed, not "
                    "both (draws set landscape_seed = base + j)")
+    if len(points) * k > MAX_POINTS:
+        raise _err("landscape_draws", k, f"at most {MAX_POINTS} grid points times draws "
+                   f"({len(points)} points here)")
     out = []
     for p in points:
         base = p.config.landscape_seed or 0
