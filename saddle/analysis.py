@@ -1,8 +1,12 @@
 """From stored runs to tables: per-group statistics, tuned-lr selection, dimension exponents.
 
-A *group* is a set of runs that differ only in their seed. By default the grouping columns
-are the condition columns (config fields, protocol, multiplier) that vary in the data;
-:func:`summarize` takes an explicit ``by`` as well.
+A *group* is a set of runs that differ only in their seed (and, where the sweep declared
+``landscape_draws``, in their landscape draw: draws are pooled and counted). By default the
+grouping columns are the condition columns (config fields, protocol, multiplier) that vary in
+the data; :func:`summarize` takes an explicit ``by`` as well.
+
+A *series* is a set of groups that differ only in D: one fitted exponent, one line in a
+dimension plot. :func:`series_columns` states which columns tell series apart.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ from .config import FIELDS
 from .stats import fit_exponent, km_median
 
 __all__ = ["load_runs", "condition_columns", "varying_columns", "display_columns", "summarize",
-           "select_tuned",
-           "exponent_table", "times_and_events"]
+           "select_tuned", "series_columns", "series_keys", "pooled_masks",
+           "exponent_table", "times_and_events", "DERIVED_LR_PROTOCOLS"]
 
 _NOT_CONDITION = {"seed", "seeds"}
+# Protocols that set the learning rate from D (and the optimizer): within one of their series
+# the learning rate varies with D by design, so it is not a series key there.
+DERIVED_LR_PROTOCOLS = ("matched_rms", "matched_frobenius", "matched_spectral", "stability_edge")
+SHAPE_COLUMNS = ("D", "m", "n")
+DRAW = "landscape_draw"  # the run's landscape draw (0..k-1) under the spec's landscape_draws
+_POOLED = "<pooled>"
 
 
 def load_runs(out) -> pd.DataFrame:
@@ -76,35 +86,107 @@ def times_and_events(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return t, e
 
 
-def _key_frame(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    return df[by].astype("string").fillna("<none>")
+def pooled_masks(df: pd.DataFrame, lr: bool = True) -> dict[str, pd.Series]:
+    """Per column, the rows where that column does not tell groups apart (True = pooled).
+
+    ``landscape_seed`` where the run carries a ``landscape_draw`` (the draws are one random
+    factor, pooled). With ``lr``: ``learning_rate`` where a protocol sets it (``tuned`` after
+    :func:`select_tuned`, and :data:`DERIVED_LR_PROTOCOLS`), and ``lr_multiplier`` always (it is
+    a protocol's output, never a swept field).
+    """
+    masks = {}
+    if DRAW in df.columns and "landscape_seed" in df.columns:
+        masks["landscape_seed"] = df[DRAW].notna()
+    if lr:
+        if "lr_protocol" in df.columns and "learning_rate" in df.columns:
+            proto = df["lr_protocol"].astype("string")
+            set_by = proto.isin(DERIVED_LR_PROTOCOLS + ("tuned",)).fillna(False)
+            masks["learning_rate"] = set_by.astype(bool)
+        if "lr_multiplier" in df.columns:
+            masks["lr_multiplier"] = pd.Series(True, index=df.index)
+    return masks
 
 
-def _groups(df: pd.DataFrame, by: list[str]) -> list[pd.DataFrame]:
-    """The rows of each group of equal ``by`` values (missing values equal), in order of first
-    appearance; all rows as one group when ``by`` is empty."""
+def _key_frame(df: pd.DataFrame, by: list[str], masks=None) -> pd.DataFrame:
+    keys = df[by].astype("string").fillna("<none>")
+    for c, mask in (masks or {}).items():
+        if c in keys.columns:
+            keys.loc[mask.to_numpy(bool), c] = _POOLED
+    return keys
+
+
+def series_keys(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """The text of ``cols`` per row as series keys: pooled entries (:func:`pooled_masks`)
+    read ``<pooled>``, missing ones ``<none>``."""
+    return _key_frame(df, cols, pooled_masks(df))
+
+
+def series_columns(df: pd.DataFrame, exclude=()) -> list[str]:
+    """The columns that tell series apart: every condition column that varies except D, m
+    and n. A swept learning rate, noise level or landscape seed keeps its own series.
+
+    Exceptions: (a) ``learning_rate`` is not a key in rows whose protocol derives it from D
+    (:data:`DERIVED_LR_PROTOCOLS`: within such a series the rate varies with D by design;
+    ``lr_protocol`` itself is a key); (b) the ``tuned`` protocol selects one rate per D
+    (:func:`select_tuned`), so its rate is not a key either and :func:`exponent_table`
+    reports the chosen one per D (``chosen_lr``); ``lr_multiplier`` is never a key; (c)
+    landscape draws declared as a random factor (rows with ``landscape_draw``) are pooled:
+    ``landscape_seed`` is not a key there (without ``landscape_draw``, a swept landscape seed
+    is a fixed factor with its own series).
+    """
+    cols = [c for c in condition_columns(df) if c not in SHAPE_COLUMNS and c not in exclude]
+    keys = series_keys(df, cols)
+    return [c for c in cols if keys[c].nunique() > 1]
+
+
+def _groups(df: pd.DataFrame, by: list[str], masks=None) -> list[pd.DataFrame]:
+    """The rows of each group of equal ``by`` values (missing values equal, pooled entries
+    equal), in order of first appearance; all rows as one group when ``by`` is empty."""
     if not by:
         return [df]
-    keys = _key_frame(df, by)
+    keys = _key_frame(df, by, masks)
     key = by if len(by) > 1 else by[0]  # a one-element list warns in pandas >= 3
     return [df.loc[idx] for idx in keys.groupby(key, sort=False).groups.values()]
 
 
+def _group_values(g: pd.DataFrame, by: list[str]) -> dict:
+    """The group's value of each ``by`` column; None where a pooled column has several."""
+    out = {}
+    for c in by:
+        vals = g[c].unique()
+        out[c] = vals[0] if len(vals) == 1 else None
+    return out
+
+
+def _draws(g: pd.DataFrame) -> int:
+    """Distinct landscape draws among ``g``'s runs: declared draws, else landscape seeds."""
+    if DRAW in g.columns and g[DRAW].notna().any():
+        return int(g[DRAW].nunique())
+    return int(g["landscape_seed"].nunique()) if "landscape_seed" in g.columns else 1
+
+
 def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
-    """One row per group: runs, success rate, KM median with 95% CI, mean escaped, diverged."""
+    """One row per group: runs, landscape draws, seeds, success rate, KM median with 95% CI,
+    mean escaped, diverged. Landscape draws (``landscape_draw``) are pooled within a group."""
     if df.empty:
         return pd.DataFrame()
-    by = varying_columns(df) if by is None else list(by)
+    masks = pooled_masks(df, lr=False) if by is None else {}
+    if by is None:
+        keys = _key_frame(df, condition_columns(df), masks)
+        by = [c for c in keys.columns if keys[c].nunique() > 1]
+    by = list(by)
     rows = []
-    for g in _groups(df, by):
+    for g in _groups(df, by, masks):
         t, e = times_and_events(g)
         med = km_median(t, e)
-        row = {c: g[c].iloc[0] for c in by}
+        row = _group_values(g, by)
         if "D" in g.columns:
             row["D"] = int(g["D"].iloc[0])
         esc_times = g.loc[g["escaped"], "escape_time"].astype(float)
         row.update(
             runs=len(g),
+            draws=_draws(g),
+            seeds=int(g["seed"].nunique()) if "seed" in g.columns else len(g),
             escaped=int(e.sum()),
             censored=int((g["status"] == "censored").sum()),
             diverged=int(g["diverged"].sum()),
@@ -124,11 +206,25 @@ def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
     return out.sort_values(sort, kind="stable").reset_index(drop=True) if sort else out
 
 
+def _best_rate(g: pd.DataFrame) -> pd.Index:
+    """The rows of ``g``'s learning rate with the best KM median (see :func:`select_tuned`)."""
+    rate = [c for c in ("lr_multiplier", "learning_rate") if c in g.columns]
+    best, best_score = None, None
+    for k, gk in g.groupby(rate, dropna=False):
+        t, e = times_and_events(gk)
+        med = km_median(t, e).estimate
+        score = (med, -e.mean(), float(np.mean(t)), str(k))
+        if best_score is None or score < best_score:
+            best, best_score = gk.index, score
+    return best
+
+
 def select_tuned(df: pd.DataFrame) -> pd.DataFrame:
     """Keep, for ``tuned`` runs, only the learning rate with the best KM median per condition.
 
     Best: the smallest Kaplan-Meier median (censoring-aware); ties and unreached medians are
-    broken by the higher success rate, then by the smaller mean escape time. Runs of other
+    broken by the higher success rate, then by the smaller mean escape time. Landscape draws
+    (``landscape_draw``) are pooled: one rate per condition for all its draws. Runs of other
     protocols pass through unchanged.
     """
     if df.empty or "lr_protocol" not in df.columns:
@@ -138,44 +234,120 @@ def select_tuned(df: pd.DataFrame) -> pd.DataFrame:
         return df
     rest = df[df["lr_protocol"] != "tuned"]
     cond = [c for c in condition_columns(tuned) if c not in ("learning_rate", "lr_multiplier")]
-    keys = _key_frame(tuned, cond)
     keep = []
-    for _, idx in keys.groupby(cond, sort=False).groups.items():
-        g = tuned.loc[idx]
-        best, best_score = None, None
-        for k, gk in g.groupby("lr_multiplier"):
-            t, e = times_and_events(gk)
-            med = km_median(t, e).estimate
-            score = (med, -e.mean(), float(np.mean(t)), k)
-            if best_score is None or score < best_score:
-                best, best_score = gk.index, score
-        keep.extend(best)
+    for g in _groups(tuned, cond, pooled_masks(tuned, lr=False)):
+        keep.extend(_best_rate(g))
     return pd.concat([rest, tuned.loc[keep]]).sort_values("run_id").reset_index(drop=True)
+
+
+def _fit_takes_clusters() -> bool:
+    """Whether :func:`saddle.stats.fit_exponent` accepts ``(times, escaped, clusters)``."""
+    from . import stats
+
+    return "n_clusters" in getattr(stats.ExponentFit, "__dataclass_fields__", {})
+
+
+def _fit_samples(g: pd.DataFrame) -> dict[int, tuple]:
+    """``{D: (times, escaped[, clusters])}``: clusters (the landscape draw of each run) where
+    the runs carry ``landscape_draw``."""
+    drawn = DRAW in g.columns and g[DRAW].notna().any()
+    out = {}
+    for D, gd in g.groupby("D"):
+        t, e = times_and_events(gd)
+        if drawn:
+            out[int(D)] = (t, e, gd[DRAW].fillna(-1).to_numpy(int))
+        else:
+            out[int(D)] = (t, e)
+    return out
+
+
+def _fit(samples: dict[int, tuple], n_resamples: int):
+    """The fit, and a note when draws could not be passed as clusters (an older fit)."""
+    note = ""
+    if any(len(s) == 3 for s in samples.values()) and not _fit_takes_clusters():
+        samples = {D: s[:2] for D, s in samples.items()}
+        note = "; landscape draws not clustered (this fit_exponent takes no clusters)"
+    return fit_exponent(samples, n_resamples=n_resamples), note
+
+
+def _fit_columns(fit, g: pd.DataFrame, samples: dict, note: str) -> dict:
+    """The exponent table's columns from one fit (new fields read with defaults)."""
+    censored = getattr(fit, "censored_dims", None)
+    if censored is None:
+        censored = getattr(fit, "dropped", ())
+    censored = sorted(int(d) for d in censored)
+    finite = math.isfinite(fit.exponent)
+    esc = g["escaped"].astype(bool)
+    method = getattr(fit, "method", None) or (
+        "KM medians, least squares in log D, run bootstrap (D with unreached median left out)")
+    return dict(
+        exponent=fit.exponent, low=fit.low, high=fit.high, intercept=fit.intercept,
+        se=float(getattr(fit, "se", math.nan)),
+        outcome=getattr(fit, "outcome", None) or ("fit" if finite else "insufficient"),
+        dimension_free_possible=getattr(fit, "dimension_free_possible", None),
+        dims=len(fit.dims), d_min=min(samples), d_max=max(samples),
+        censored_dims=",".join(str(d) for d in censored), n_censored_dims=len(censored),
+        runs=int(getattr(fit, "runs", len(g))),
+        censored_runs=int(getattr(fit, "censored_runs", int((~esc).sum()))),
+        censored_frac=float(1 - esc.mean()), method=method + note,
+    )
+
+
+def _per_d(g: pd.DataFrame, col: str) -> str:
+    """``"D:value, ..."`` of a column per D (several values at one D joined by '/')."""
+    parts = []
+    for D, gd in g.groupby("D"):
+        vals = sorted(float(v) for v in gd[col].dropna().unique())
+        parts.append(f"{int(D)}:" + "/".join(f"{v:.3g}" for v in vals))
+    return ", ".join(parts)
+
+
+def _design_columns(g: pd.DataFrame) -> dict:
+    """Draws, seeds per D, noise streams and, where a protocol set it, the learning rate per
+    D (``chosen_lr``; ``chosen_multiplier`` for ``tuned``)."""
+    streams = (",".join(sorted(g["noise_streams"].fillna("independent").astype(str).unique()))
+               if "noise_streams" in g.columns else "independent")
+    proto = set(g["lr_protocol"].dropna()) if "lr_protocol" in g.columns else set()
+    set_by = proto & set(DERIVED_LR_PROTOCOLS + ("tuned",))
+    out = dict(draws=_draws(g), seeds=int(g.groupby("D")["seed"].nunique().min())
+               if "seed" in g.columns else None, noise_streams=streams,
+               chosen_lr=_per_d(g, "learning_rate") if set_by and "learning_rate" in g.columns
+               else None,
+               chosen_multiplier=_per_d(g, "lr_multiplier") if "tuned" in proto
+               and "lr_multiplier" in g.columns else None)
+    return out
 
 
 def exponent_table(
     df: pd.DataFrame, by: list[str] | None = None, n_resamples: int = 999
 ) -> pd.DataFrame:
-    """Fitted dimension exponent b (log median = a + b log D) with a bootstrap CI per series.
+    """Fitted dimension exponent b (log median = a + b log D) with its CI, one row per series.
 
-    A series is a group of runs that differ in D (and seed) only. Tuned runs are reduced to
-    their best learning rate per D first.
+    A series is a group of runs that differ in D (and seed, and declared landscape draw)
+    only; by default its keys are :func:`series_columns` (see there for what is not a key),
+    with an explicit ``by`` exactly those columns. Tuned runs are reduced to their best
+    learning rate per D first. Declared landscape draws are passed to the fit as clusters.
+
+    Columns: the series keys; exponent, low, high, intercept, se; outcome (fit, cliff or
+    insufficient) and dimension_free_possible (where the fit says); dims (D fitted), d_min,
+    d_max; censored_dims (comma list of D whose KM median is unreached) and n_censored_dims;
+    runs, censored_runs, censored_frac; draws, seeds (distinct seeds per D, the fewest over
+    D); noise_streams; chosen_lr / chosen_multiplier (per D, where a protocol set the rate);
+    method.
     """
     if df.empty:
         return pd.DataFrame()
     df = select_tuned(df)
-    skip = {"m", "n", "learning_rate", "lr_multiplier"}
-    by = [c for c in varying_columns(df) if c not in skip] if by is None else list(by)
+    masks = pooled_masks(df) if by is None else {}
+    by = series_columns(df) if by is None else list(by)
     rows = []
-    for g in _groups(df, by):
-        samples = {int(D): times_and_events(gd) for D, gd in g.groupby("D")}
+    for g in _groups(df, by, masks):
+        samples = _fit_samples(g)
         if len(samples) < 2:
             continue
-        fit = fit_exponent(samples, n_resamples=n_resamples)
-        row = {c: g[c].iloc[0] for c in by}
-        row.update(exponent=fit.exponent, low=fit.low, high=fit.high, intercept=fit.intercept,
-                   dims=len(fit.dims), d_min=min(samples), d_max=max(samples),
-                   dropped=",".join(str(d) for d in fit.dropped),
-                   runs=len(g), censored_frac=float(1 - g["escaped"].mean()))
+        fit, note = _fit(samples, n_resamples)
+        row = _group_values(g, by)
+        row.update(_fit_columns(fit, g, samples, note))
+        row.update(_design_columns(g))
         rows.append(row)
     return pd.DataFrame(rows)

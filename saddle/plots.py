@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import display_columns, exponent_table, select_tuned, summarize, varying_columns
+from .analysis import (
+    display_columns,
+    exponent_table,
+    select_tuned,
+    series_columns,
+    series_keys,
+    summarize,
+)
 from .records import config_from_row
 
 __all__ = ["KINDS", "plot_dimension", "plot_gap", "plot_phase", "plot_trajectory", "save",
@@ -110,16 +117,29 @@ def _log_if_positive(ax, axis: str = "y"):
 
 
 def _series_columns(df: pd.DataFrame, skip=()) -> list[str]:
-    skip = set(skip) | {"m", "n", "learning_rate", "lr_multiplier"}
-    return [c for c in varying_columns(df) if c not in skip]
+    """The columns that make series (:func:`saddle.analysis.series_columns`: every swept
+    field but D, m and n; a protocol-set learning rate and declared landscape draws pooled)."""
+    return series_columns(df, exclude=skip)
 
 
 def _series_groups(df: pd.DataFrame, series_cols: list[str]) -> list[tuple]:
-    """(key, rows) per series, in sorted key order: the rows grouped by the text of
-    ``series_cols`` (missing values as "-"); one group of all rows when there are none."""
+    """(key, rows) per series, in sorted key order: the rows grouped by the series keys of
+    ``series_cols`` (:func:`saddle.analysis.series_keys`); one group of all rows when there
+    are none."""
     if not series_cols:
         return [((), df)]
-    return list(df.groupby([df[c].astype("string").fillna("-") for c in series_cols], sort=True))
+    keys = series_keys(df, series_cols)
+    return list(df.groupby([keys[c] for c in series_cols], sort=True))
+
+
+def _series_row(g: pd.DataFrame, cols: list[str]) -> dict:
+    """The series' first row, with each of ``cols`` None where the series pools several
+    values (a protocol-set learning rate): the label names only what is fixed."""
+    row = g.iloc[0].to_dict()
+    for c in cols:
+        vals = g[c].unique()
+        row[c] = vals[0] if len(vals) == 1 else None
+    return row
 
 
 def _label(row: dict, cols: list[str]) -> str:
@@ -188,7 +208,15 @@ NEAR_BUDGET = 0.9
 
 
 def fit_caveat(fit, medians_reached: bool, near_budget: bool = False) -> str | None:
-    """Why a fitted exponent is not a measurement ("censored", "2 D only"), or None."""
+    """Why a fitted exponent is not a measurement ("censored", "2 D only"), or None.
+
+    The fit's own ``outcome`` comes first: ``cliff`` (the medians run into the budget) and
+    ``insufficient`` are never drawn as a fitted line."""
+    outcome = fit.get("outcome", "fit") if hasattr(fit, "get") else "fit"
+    if outcome == "cliff":
+        return "censoring cliff (fit outcome)"
+    if outcome not in (None, "fit"):
+        return f"fit outcome {outcome}"
     if not medians_reached:
         return "median beyond budget at some D"
     if float(fit["censored_frac"]) >= FIT_MAX_CENSORED:
@@ -221,7 +249,7 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
         st = series_style(i)
         s = summarize(g, by=["D"]).sort_values("D")
         first = g.iloc[0]
-        name = _label(first.to_dict(), label_cols)
+        name = _label(_series_row(g, label_cols), label_cols)
         label = name
         fits = exponent_table(g, by=[]) if g["D"].nunique() > 1 else []
         fit = fits.iloc[0] if len(fits) else None
@@ -347,7 +375,7 @@ def plot_gap(df: pd.DataFrame, x: str | None = None, threshold: float | None = N
     for i, (_, g) in enumerate(groups):
         st = series_style(i)
         s = summarize(g, by=[x]).sort_values(x)
-        label = _label(g.iloc[0].to_dict(), display_columns(df, series_cols))
+        label = _label(_series_row(g, series_cols), display_columns(df, series_cols))
         ok = np.isfinite(s["median"].to_numpy(float))
         xs = s[x].to_numpy(float) * offs[i]
         c = _errorbars(ax, xs[ok], s["median"][ok], s["median_low"][ok], s["median_high"][ok],
@@ -469,7 +497,8 @@ def plot_phase(df: pd.DataFrame, x: str | None = None, metric: str = "median",
         ax.set_yticks(range(len(Ds)), [str(d) for d in Ds], fontsize=7)
         ax.set_xlabel(x)
         ax.set_ylabel("D")
-        ax.set_title(_label(g.iloc[0].to_dict(), display_columns(df, series_cols)), fontsize=9)
+        ax.set_title(_label(_series_row(g, series_cols), display_columns(df, series_cols)),
+                     fontsize=9)
     fig.suptitle(title or f"Phase diagram over (D, {x}) (measured)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cax = fig.add_axes((0.915, 0.18, 0.015, 0.65))

@@ -97,38 +97,79 @@ def _fmt(x, digits=0) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+_GROUP_STATS = ("runs", "draws", "seeds", "escaped", "censored", "diverged", "success_rate",
+                "median", "median_low", "median_high", "mean_escaped", "max_steps", "D",
+                "signal_lost")
+_FIT_STATS = ("exponent", "low", "high", "intercept", "se", "outcome", "dimension_free_possible",
+              "dims", "d_min", "d_max", "censored_dims", "n_censored_dims", "runs",
+              "censored_runs", "censored_frac", "draws", "seeds", "noise_streams", "chosen_lr",
+              "chosen_multiplier", "method")
+
+
 def _print(table, exps, out, n, df) -> None:
     import sys
 
     from rich.console import Console
+
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    console.print(_group_table(table, out, n, df))
+    if exps is not None and len(exps):
+        console.print(_exponent_table(exps, df))
+        methods = exps["method"].dropna().unique()
+        if len(methods) == 1:
+            console.print(f"fit: {methods[0]}")
+
+
+def _group_table(table, out, n, df):
     from rich.table import Table
 
     from ..analysis import display_columns
 
-    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     t = Table(title=f"{out}: {n} runs (KM median: censored and diverged runs are censored)")
-    keys = display_columns(df, [c for c in table.columns if c not in (
-        "runs", "escaped", "censored", "diverged", "success_rate", "median", "median_low",
-        "median_high", "mean_escaped", "max_steps", "D", "signal_lost")])
+    keys = display_columns(df, [c for c in table.columns if c not in _GROUP_STATS])
     lost = "signal_lost" in table.columns and bool(table["signal_lost"].sum())
-    for c in keys + ["runs", "success", "KM median [95% CI]", "mean escaped", "diverged"] + (
+    drawn = "draws" in table.columns and bool((table["draws"] > 1).any())
+    for c in keys + ["runs"] + (["draws × seeds"] if drawn else []) + [
+            "success", "KM median [95% CI]", "mean escaped", "diverged"] + (
             ["lost to rounding"] if lost else []):
         t.add_column(c)
     for r in table.to_dict("records"):
         ci = f"{_fmt(r['median'])} [{_fmt(r['median_low'])}, {_fmt(r['median_high'])}]"
         t.add_row(*[_fmt(r[c], 4) if isinstance(r[c], float) else str(r[c]) for c in keys],
-                  str(r["runs"]), f"{r['success_rate']:.2f}", ci, _fmt(r["mean_escaped"], 1),
+                  str(r["runs"]), *([f"{r['draws']} × {r['seeds']}"] if drawn else []),
+                  f"{r['success_rate']:.2f}", ci, _fmt(r["mean_escaped"], 1),
                   str(r["diverged"]), *([str(r["signal_lost"])] if lost else []))
-    console.print(t)
-    if exps is not None and len(exps):
-        e = Table(title="Dimension exponent b: log median = a + b log D (95% bootstrap CI)")
-        keys = display_columns(df, [c for c in exps.columns if c not in (
-            "exponent", "low", "high", "intercept", "dims", "d_min", "d_max", "dropped", "runs",
-            "censored_frac")])
-        for c in keys + ["b [95% CI]", "D range", "dims used", "censored"]:
-            e.add_column(c)
-        for r in exps.to_dict("records"):
-            e.add_row(*[str(r[c]) for c in keys],
-                      f"{_fmt(r['exponent'], 2)} [{_fmt(r['low'], 2)}, {_fmt(r['high'], 2)}]",
-                      f"{r['d_min']}–{r['d_max']}", str(r["dims"]), f"{r['censored_frac']:.2f}")
-        console.print(e)
+    return t
+
+
+def _optional(exps, col: str) -> bool:
+    """Whether a column of the exponent table says anything worth a printed column."""
+    if col not in exps.columns:
+        return False
+    vals = exps[col].dropna()
+    if col == "noise_streams":
+        return bool((vals != "independent").any())
+    if col == "draws":
+        return bool((vals > 1).any())
+    return len(vals) > 0 and not (len(exps["method"].dropna().unique()) <= 1 and col == "method")
+
+
+def _exponent_table(exps, df):
+    from rich.table import Table
+
+    from ..analysis import display_columns
+
+    e = Table(title="Dimension exponent b: log median = a + b log D (95% CI)")
+    keys = display_columns(df, [c for c in exps.columns if c not in _FIT_STATS])
+    extra = [c for c in ("draws", "noise_streams", "chosen_lr", "chosen_multiplier",
+                         "dimension_free_possible", "method") if _optional(exps, c)]
+    for c in keys + ["b [95% CI]", "outcome", "D range", "dims", "censored D (median > budget)",
+                     "runs (censored)", "seeds per D"] + extra:
+        e.add_column(c.replace("_", " "))
+    for r in exps.to_dict("records"):
+        e.add_row(*[str(r[c]) for c in keys],
+                  f"{_fmt(r['exponent'], 2)} [{_fmt(r['low'], 2)}, {_fmt(r['high'], 2)}]",
+                  str(r["outcome"]), f"{r['d_min']}–{r['d_max']}", str(r["dims"]),
+                  r["censored_dims"] or "none", f"{r['runs']} ({r['censored_runs']})",
+                  _fmt(r["seeds"]), *[_fmt(r[c]) for c in extra])
+    return e

@@ -58,6 +58,7 @@ class Run:
     lr_multiplier: float
     # How the protocol chose the rate, stored with the row (see PROTOCOL_COLUMNS).
     info: tuple[tuple[str, Any], ...] = ()
+    landscape_draw: int | None = None  # j of the spec's landscape_draws (None: not declared)
 
 
 # The row columns that say how each run's learning rate was chosen (every row has them):
@@ -107,7 +108,8 @@ def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run
             if proto == "stability_edge":
                 _check_distinct(seen, cfg, proto)
             for seed in point.config.seed_list:
-                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k), info))
+                runs.append(Run(run_id(cfg, seed, proto, k), cfg, seed, proto, float(k), info,
+                                point.landscape_draw))
     # Duplicates (e.g. the same condition listed twice) collapse to one run.
     unique: dict[str, Run] = {}
     for r in runs:
@@ -208,6 +210,8 @@ def batch_rows(
         row = dict(run_id=r.run_id, config_hash=c.config_hash(), sweep=sweep,
                    lr_protocol=r.lr_protocol, lr_multiplier=r.lr_multiplier,
                    **dict(r.info or _info(c.learning_rate)), D=c.D, aspect=c.m / c.n, **record)
+        if r.landscape_draw is not None:
+            row["landscape_draw"] = r.landscape_draw
         rows.append({**c.to_dict(), "seed": r.seed, **row})
     traces = None
     if result.get("traces"):

@@ -34,7 +34,10 @@ default 2e-4 = 0.2 x AdamW's 1e-3), ``target_frobenius`` (for ``matched_frobeniu
 0.02 = Muon's default step on a square matrix), ``edge_grid`` (the multipliers
 ``stability_edge`` starts from; it searches past the top when nothing diverges there),
 ``trace_stride`` (store diagnostic traces of every k-th step),
-``batch_runs`` (most runs per engine batch and per results file), ``description`` (free text)
+``batch_runs`` (most runs per engine batch and per results file), ``landscape_draws`` (k >= 1:
+every grid point runs on k landscape draws, ``landscape_seed`` = the point's seed + j for
+j = 0..k-1, stored as the column ``landscape_draw`` = j; the analysis pools the draws as a
+random factor; not together with a list of ``landscape_seed``), ``description`` (free text)
 and ``quick`` (a table of keys that replace the spec's own under ``--quick``, e.g.
 ``quick = { seeds = 4, m = [32, 64] }``).
 
@@ -67,7 +70,7 @@ DEFAULT_EDGE_GRID = tuple(2.0**k for k in range(-4, 7))
 SPEC_KEYS = (
     "name", "zip", "exclude", "variants", "lr_protocol", "lr_grid", "target_rms",
     "target_frobenius", "target_spectral", "edge_grid", "trace_stride", "batch_runs", "quick",
-    "description",
+    "description", "landscape_draws",
 )
 
 
@@ -78,6 +81,7 @@ class Point:
     config: Config
     lr_protocol: str = "fixed"
     labels: tuple[tuple[str, Any], ...] = ()  # the axis values that define the point
+    landscape_draw: int | None = None  # j of landscape_draws (None: not declared)
 
 
 @dataclass
@@ -160,9 +164,34 @@ def parse_spec(
     excludes = _excludes(data.get("exclude", []))
     _check_repeats(axes, zipped)
     points = _expand(fixed, axes, zipped, variants, excludes)
+    points = _landscape_draws(points, data, axes)
     _check_size(points, options["trace_stride"])
     return SweepSpec(name=name, points=points, seeds=points[0].config.seeds, axes=axes,
                      source=dict(data), **options)
+
+
+def _landscape_draws(points: list[Point], data: Mapping[str, Any],
+                     axes: Mapping[str, list]) -> list[Point]:
+    """Each point as ``landscape_draws`` points on landscape seeds base + j (base: the point's
+    own landscape_seed, 0 when unset), labelled ``landscape_draw`` = j."""
+    if "landscape_draws" not in data:
+        return points
+    k = data["landscape_draws"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise _err("landscape_draws", k, "an integer >= 1")
+    if "landscape_seed" in axes:
+        raise _err("landscape_draws", k, "landscape_draws or a list of landscape_seed, not "
+                   "both (draws set landscape_seed = base + j)")
+    if len(points) * k > MAX_POINTS:
+        raise _err("landscape_draws", k, f"at most {MAX_POINTS} grid points times draws "
+                   f"({len(points)} points here)")
+    out = []
+    for p in points:
+        base = p.config.landscape_seed or 0
+        for j in range(k):
+            c = p.config.replace(landscape_seed=base + j)
+            out.append(Point(c, p.lr_protocol, p.labels + (("landscape_draw", j),), j))
+    return out
 
 
 def _check_size(points: list[Point], trace_stride: int | None) -> None:
