@@ -65,7 +65,7 @@ _AFTER = [
               lo=1, hi=10**9),
     float_field("divergence_factor", 1000.0, "a run has diverged once f(W_t) - f(W*) > "
                 "divergence_factor * S, S = |f(W_0) - f(W*)| + escape loss scale + noise loss "
-                "scale (see docs/landscape.md), or f turns non-finite; checked before escape",
+                "scale (see docs/config.md), or f turns non-finite; checked before escape",
                 "escape", lo=0, lo_open=True),
     float_field("max_loss", 1e8, "absolute backstop: a run whose loss exceeds this has "
                 "diverged too", "escape", lo=0, lo_open=True),

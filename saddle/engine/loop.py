@@ -67,6 +67,12 @@ def _outcome(structure: Structure, s, i, max_steps, f, d, f0):
     )
 
 
+def _keys(structure: Structure, seeds):
+    """(init keys, noise keys) from the (B, 3) uint32 rows (seed, stream id low, high)."""
+    cond = seeds[:, 1:] if structure.noise_streams == "independent" else None
+    return run_keys(seeds[:, 0], structure.rng, cond)
+
+
 def _keep(go_on, new, old):
     mask = go_on.reshape(go_on.shape + (1,) * (new.ndim - 1))
     return jnp.where(mask, new, old)
@@ -98,14 +104,9 @@ def programs(structure: Structure, stride: int, points: int):
     def cast(scalars):
         return {k: v.astype(dtype) for k, v in scalars.items()}
 
-    def keys(seeds):
-        """(init keys, noise keys) from the (B, 3) uint32 (seed, stream id low, high)."""
-        cond = seeds[:, 1:] if structure.noise_streams == "independent" else None
-        return run_keys(seeds[:, 0], structure.rng, cond)
-
     def init(shared, scalars, seeds, max_steps):
         s = cast(scalars)
-        k_init, _ = keys(seeds)
+        k_init, _ = _keys(structure, seeds)
         B = seeds.shape[0]
         W, opt_state = jax.vmap(init_one, in_axes=(None, 0, 0))(shared, s, k_init)
         zeros = jnp.zeros((B,), dtype)
@@ -149,7 +150,7 @@ def programs(structure: Structure, stride: int, points: int):
 
     def advance(shared, scalars, seeds, max_steps, carry, until):
         s = cast(scalars)
-        _, k_noise = keys(seeds)
+        _, k_noise = _keys(structure, seeds)
         B = seeds.shape[0]
         buf = jnp.full((B, points, width), jnp.nan, dtype) if stride else None
         tmark = jnp.full((B, points), -1, jnp.int32) if stride else None
