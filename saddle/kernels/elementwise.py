@@ -450,11 +450,14 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
     t = 0
     while True:
         status = _stop_status(t, loss, sq, dist, crit, sc, max_steps, loss0)
-        if status != RUNNING:
-            return status, t, loss, dist, counted, lost
         tracing = stride > 0 and t % stride == 0
         if tracing:
             W_old[:, :] = W
+        if status != RUNNING:
+            if tracing:  # the stopping iterate's row, no step after it (as the JAX loop)
+                _record(trace[t // stride], W_old, W, w_star, m1, r, loss, sq, dist)
+                tmark[t // stride] = t
+            return status, t, loss, dist, counted, lost
         if noise_on:
             s = fill_normal(s, buf, dt(noise_scale), ZIG_KN, ZIG_WN, ZIG_FN)
         else:
