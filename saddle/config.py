@@ -31,7 +31,7 @@ from .errors import ConfigError, SaddleInputError, suggest
 from .fields import FieldSpec, choice_field, float_field, int_field
 from .registry import FAMILIES, LANDSCAPES, NOISES, OPTIMIZERS
 
-__all__ = ["Config", "FIELDS", "FieldSpec", "load_toml", "numba_unsupported",
+__all__ = ["Config", "FIELDS", "FieldSpec", "load_toml", "numba_unsupported", "stream_id",
            "MAX_CONFIG_BYTES"]
 
 INITS = ("saddle", "random")
@@ -39,6 +39,7 @@ CRITERIA = ("projection", "loss")
 DTYPES = ("float32", "float64")
 RNGS = ("pcg3d", "threefry")
 BACKENDS = ("auto", "jax", "numba")
+NOISE_STREAMS = ("independent", "common")
 
 _SHAPE = [
     int_field("m", 64, "rows of the parameter W (D = m*n)", "landscape", lo=1),
@@ -62,14 +63,22 @@ _AFTER = [
                 lo=0, lo_open=True),
     int_field("max_steps", 10000, "step budget; runs that reach it are censored", "escape",
               lo=1, hi=10**9),
-    float_field("max_loss", 1e8, "a run whose loss exceeds this (or turns non-finite) has "
-                "diverged", "escape", lo=0, lo_open=True),
+    float_field("divergence_factor", 1000.0, "a run has diverged once f(W_t) - f(W*) > "
+                "divergence_factor * S, S = |f(W_0) - f(W*)| + escape loss scale + noise loss "
+                "scale (see docs/config.md), or f turns non-finite; checked before escape",
+                "escape", lo=0, lo_open=True),
+    float_field("max_loss", 1e8, "absolute backstop: a run whose loss exceeds this has "
+                "diverged too", "escape", lo=0, lo_open=True),
     # seeds and numerics
     int_field("seed", 0, "first seed", "run", lo=0, hi=2**31 - 1),
     int_field("seeds", 1, "number of seeds: seed, seed+1, ...", "run", lo=1, hi=10**6),
     choice_field("dtype", "float32", DTYPES, "floating-point precision", "run"),
     choice_field("rng", "pcg3d", RNGS, "noise generator of the JAX engine: counter-based pcg3d "
                  "hash, or jax.random's Threefry", "run"),
+    choice_field("noise_streams", "independent", NOISE_STREAMS, "independent: each run's "
+                 "init and noise draw from (seed, stream id of its condition); common: from "
+                 "the seed alone, the same noise field across conditions (JAX engine only)",
+                 "run"),
     choice_field("backend", "auto", BACKENDS, "engine: numba kernels (element-wise optimizers, "
                  "coherent basis, Gaussian noise), JAX, or auto (the faster one, as measured)",
                  "run"),
@@ -86,7 +95,15 @@ _CONDITIONAL = {
 SEED_FIELDS = ("seed", "seeds")
 
 # Per-run scalars of the core (the components declare theirs as ``traced``).
-CORE_TRACED = ("init_scale", "init_escape", "radius", "loss_drop", "max_loss")
+CORE_TRACED = ("init_scale", "init_escape", "radius", "loss_drop", "max_loss",
+               "divergence_factor")
+
+# Fields left out of a run's stream id (:func:`stream_id`): they decide when a run stops,
+# how it is executed or which seeds run, never the path W_0, W_1, ... itself. So raising
+# max_steps or the radius extends a run exactly, and a run's path is the same alone or in a
+# batch, on resume, and whichever backend value picked its engine.
+STREAM_EXCLUDED = ("seed", "seeds", "backend", "max_steps", "max_loss", "divergence_factor",
+                   "escape", "radius", "loss_drop", "noise_streams")
 
 
 def _family_field(reg) -> FieldSpec:
@@ -194,6 +211,9 @@ def _drop_inapplicable(values: dict[str, Any]) -> None:
 
 def numba_unsupported(values: Mapping[str, Any]) -> str | None:
     """Why the numba kernels cannot run a config (given as a dict of values), or None."""
+    if values.get("noise_streams") == "common":
+        return ("noise_streams = 'common' needs the JAX engine's counter-based noise; numba "
+                "draws each run's noise sequentially")
     if OPTIMIZERS[values["optimizer"]].numba_code is None:
         have = [o.name for o in OPTIMIZERS if o.numba_code is not None]
         return f"numba runs {', '.join(have)}, not {values['optimizer']}"
@@ -311,6 +331,10 @@ class Config:
         """Content hash identifying one run: this condition and one seed."""
         return _hash({"config_hash": self.config_hash(), "seed": int(seed)})
 
+    def stream_id(self) -> int:
+        """This condition's 64-bit noise stream id (see :func:`stream_id`)."""
+        return stream_id(self)
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seed, self.seed + self.seeds))
@@ -330,6 +354,19 @@ class Config:
         for comp in self.components():
             names += [k for k in comp.traced if k not in names]
         return tuple(names)
+
+
+def stream_id(config: Config) -> int:
+    """The 64-bit stream id of a config's condition: the one place it is computed.
+
+    A SHA-256 of every applying field except :data:`STREAM_EXCLUDED` (stable across
+    processes and machines). With ``noise_streams = "independent"`` each run's init and noise
+    keys derive from (seed, stream id), so two conditions never share draws; with
+    ``"common"`` the engines ignore it and derive the keys from the seed alone.
+    """
+    d = {k: v for k, v in config.to_dict().items()
+         if v is not None and k not in STREAM_EXCLUDED}
+    return int(_hash(d), 16)
 
 
 def _hash(obj: Any) -> str:

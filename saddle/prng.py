@@ -44,9 +44,14 @@ def pcg3d(x: jax.Array, y: jax.Array, z: jax.Array):
     return x, y, z
 
 
-def run_key(seed: jax.Array, stream: int) -> jax.Array:
-    """A run's 32-bit key for one stream (init, noise, ...), hashed from its seed."""
+def run_key(seed: jax.Array, stream: int, condition=None) -> jax.Array:
+    """A run's 32-bit key for one stream (init, noise, ...), hashed from its seed and, when
+    ``condition`` (a (..., 2) uint32 array: the low and high words of the run's 64-bit
+    stream id) is given, from its condition too: the seed is first hashed with both words."""
     seed = jnp.asarray(seed).astype(_U)
+    if condition is not None:
+        condition = jnp.asarray(condition).astype(_U)
+        seed, _, _ = pcg3d(seed, condition[..., 0], condition[..., 1])
     k, _, _ = pcg3d(seed, jnp.full_like(seed, stream), jnp.full_like(seed, 0x9E3779B9))
     return k
 

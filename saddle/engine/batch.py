@@ -22,7 +22,8 @@ from ..numerics import dtype_of, x64_enabled
 from .loop import programs
 from .output import RUNNING, BatchOutput, lost_fraction
 from .problem import shared_arrays
-from .structure import Structure, block_size, scalars_of, shared_arrays_key, structure_of
+from .structure import (Structure, block_size, scalars_of, shared_arrays_key, stream_words,
+                        structure_of)
 from .trace import concat_traces, rows_to_trace
 
 __all__ = ["run_batch", "compile_count"]
@@ -79,7 +80,9 @@ def _blocks(structure: Structure, configs, seeds):
     idx = list(range(B)) + [B - 1] * (-(-B // K) * K - B)
     table = [scalars_of(configs[i]) for i in idx]
     scalars = {k: np.array([row[k] for row in table]) for k in structure.traced_fields()}
-    seed_arr = np.asarray([seeds[i] for i in idx], dtype=np.uint32)
+    # One row per run: (seed, stream id low word, high word).
+    words = [stream_words(c) for c in configs]
+    seed_arr = np.asarray([(seeds[i], *words[i]) for i in idx], dtype=np.uint32)
     budgets = np.array([configs[i].max_steps for i in idx], dtype=np.int32)
 
     def block(j):

@@ -36,6 +36,7 @@ class Carry(NamedTuple):
     dist: jax.Array
     counted: jax.Array  # steps whose update had a non-zero escape component
     lost: jax.Array  # ... of which rounding W + U changed that component by more than half
+    f0: jax.Array  # f(W_0), the run's starting loss (set at iteration 0)
 
 
 def _rounding_lost(intended, realized):
@@ -44,9 +45,16 @@ def _rounding_lost(intended, realized):
     return (intended != 0) & (jnp.abs(realized - intended) > 0.5 * jnp.abs(intended))
 
 
-def _outcome(structure: Structure, s, i, max_steps, f, d):
+def diverged_at(s, f, f0):
+    """The divergence rule, checked before escape at every iterate (f(W*) = 0): f is
+    non-finite, or f > divergence_factor * (|f(W_0)| + divergence_scale), or f > max_loss."""
+    limit = s["divergence_factor"] * (jnp.abs(f0) + s["divergence_scale"])
+    return ~jnp.isfinite(f) | (f > limit) | (f > s["max_loss"])
+
+
+def _outcome(structure: Structure, s, i, max_steps, f, d, f0):
     """The status each run would have at iterate i (RUNNING if it goes on)."""
-    diverged = ~jnp.isfinite(f) | (f > s["max_loss"])
+    diverged = diverged_at(s, f, f0)
     if structure.escape == "projection":
         met = d >= s["radius"]
     else:
@@ -57,6 +65,12 @@ def _outcome(structure: Structure, s, i, max_steps, f, d):
         DIVERGED,
         jnp.where(escaped, ESCAPED, jnp.where(i >= max_steps, CENSORED, RUNNING)),
     )
+
+
+def _keys(structure: Structure, seeds):
+    """(init keys, noise keys) from the (B, 3) uint32 rows (seed, stream id low, high)."""
+    cond = seeds[:, 1:] if structure.noise_streams == "independent" else None
+    return run_keys(seeds[:, 0], structure.rng, cond)
 
 
 def _keep(go_on, new, old):
@@ -92,13 +106,13 @@ def programs(structure: Structure, stride: int, points: int):
 
     def init(shared, scalars, seeds, max_steps):
         s = cast(scalars)
-        k_init, _ = run_keys(seeds, structure.rng)
+        k_init, _ = _keys(structure, seeds)
         B = seeds.shape[0]
         W, opt_state = jax.vmap(init_one, in_axes=(None, 0, 0))(shared, s, k_init)
         zeros = jnp.zeros((B,), dtype)
         izeros = jnp.zeros((B,), jnp.int32)
         return Carry(jnp.asarray(0, jnp.int32), W, opt_state, izeros, max_steps, zeros, zeros,
-                     izeros, izeros)
+                     izeros, izeros, zeros)
 
     def body(shared, s, k_noise, max_steps, start, state):
         c, buf, tmark = state
@@ -108,7 +122,9 @@ def programs(structure: Structure, stride: int, points: int):
             shared, s, k_noise, i, c.W, c.opt_state)
         f, a = info.loss, info.coordinates
         d = jnp.sqrt(tree_sum(a * a, axis=1))
-        new_status = jnp.where(running, _outcome(structure, s, i, max_steps, f, d), c.status)
+        f0 = jnp.where(i == 0, f, c.f0)
+        new_status = jnp.where(running, _outcome(structure, s, i, max_steps, f, d, f0),
+                               c.status)
         go_on = new_status == RUNNING
         counted = c.counted + (go_on & (info.intended != 0)).astype(jnp.int32)
         lost = c.lost + (go_on & _rounding_lost(info.intended, info.realized)).astype(jnp.int32)
@@ -128,12 +144,13 @@ def programs(structure: Structure, stride: int, points: int):
             buf, tmark = jax.lax.cond(i % stride == 0, record, lambda b: b, (buf, tmark))
         c = Carry(i + 1, W, opt_state, new_status,
                   jnp.where(running & (new_status != RUNNING), i, c.stop),
-                  jnp.where(running, f, c.loss), jnp.where(running, d, c.dist), counted, lost)
+                  jnp.where(running, f, c.loss), jnp.where(running, d, c.dist), counted, lost,
+                  f0)
         return c, buf, tmark
 
     def advance(shared, scalars, seeds, max_steps, carry, until):
         s = cast(scalars)
-        _, k_noise = run_keys(seeds, structure.rng)
+        _, k_noise = _keys(structure, seeds)
         B = seeds.shape[0]
         buf = jnp.full((B, points, width), jnp.nan, dtype) if stride else None
         tmark = jnp.full((B, points), -1, jnp.int32) if stride else None

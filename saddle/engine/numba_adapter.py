@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .output import BatchOutput, lost_fraction
-from .structure import Structure, scalars_of
+from .structure import Structure, numba_seed, scalars_of
 from .trace import TRACE_FIELDS, rows_to_trace
 
 __all__ = ["run_numba"]
@@ -41,7 +41,8 @@ def run_numba(
     rows = noise.numba_row_scales(shared["noise"])
     row_mult = np.ones(structure.m, npdt) if rows is None else np.asarray(rows, npdt)
     table = _table(structure, configs, ew.SCALARS)
-    seed_arr = np.asarray(seeds, np.uint64)
+    seed_arr = np.asarray([numba_seed(c, s) for c, s in zip(configs, seeds, strict=True)],
+                          np.uint64)
     budgets = np.asarray([c.max_steps for c in configs], np.int64)
     args = (
         optimizer.numba_code,

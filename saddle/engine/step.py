@@ -45,21 +45,31 @@ class StepInfo(NamedTuple):
     realized: jax.Array  # the first escape coordinate of W_{t+1} - W_t after rounding
 
 
-def run_keys(seeds: jax.Array, rng: str = "pcg3d") -> tuple[jax.Array, jax.Array]:
-    """Per-run (init key, noise key), derived from the seed alone.
+def run_keys(seeds: jax.Array, rng: str = "pcg3d",
+             conditions: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Per-run (init key, noise key), from the seed and the condition's stream id.
 
-    A run's randomness depends only on its seed, never on its position in a batch or the
-    batch size. ``pcg3d``: 32-bit keys hashed from (seed, stream). ``threefry``: the two
-    halves of ``split(key(seed))``. Step t's noise is a function of (noise key, t).
+    ``conditions``: (B, 2) uint32, the low and high words of each run's 64-bit stream id
+    (:func:`saddle.config.stream_id`), or None for keys from the seed alone (common random
+    numbers). A run's randomness never depends on its position in a batch or the batch
+    size. ``pcg3d``: 32-bit keys hashed from (seed, stream id, stream). ``threefry``: the two
+    halves of ``split(key(seed))``, the two words folded in first. Step t's noise is a
+    function of (noise key, t).
     """
     if rng == "pcg3d":
-        return prng.run_key(seeds, prng.STREAM_INIT), prng.run_key(seeds, prng.STREAM_NOISE)
+        return (prng.run_key(seeds, prng.STREAM_INIT, conditions),
+                prng.run_key(seeds, prng.STREAM_NOISE, conditions))
 
-    def one(seed):
-        k_init, k_noise = jax.random.split(jax.random.key(seed))
+    def one(seed, cond):
+        key = jax.random.key(seed)
+        if cond is not None:
+            key = jax.random.fold_in(jax.random.fold_in(key, cond[0]), cond[1])
+        k_init, k_noise = jax.random.split(key)
         return k_init, k_noise
 
-    return jax.vmap(one)(seeds)
+    if conditions is None:
+        return jax.vmap(lambda s: one(s, None))(seeds)
+    return jax.vmap(one)(seeds, conditions)
 
 
 def _leaf_key(rng: str, key, k: int):

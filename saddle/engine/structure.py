@@ -36,6 +36,7 @@ class Structure:
     dtype: str
     rng: str
     backend: str  # resolved: "jax" or "numba"
+    noise_streams: str = "independent"  # keys from (seed, stream id), or seed alone
 
     @property
     def components(self) -> tuple:
@@ -46,7 +47,7 @@ class Structure:
         names = list(CORE_TRACED)
         for comp in self.components:
             names += [k for k in comp.traced if k not in names]
-        return tuple(names)
+        return (*names, *DERIVED_SCALARS)
 
 
 def resolve_backend(config: Config) -> str:
@@ -75,6 +76,7 @@ def structure_of(config: Config) -> Structure:
         dtype=config.dtype,
         rng=config.rng,
         backend=resolve_backend(config),
+        noise_streams=config.noise_streams,
     )
 
 
@@ -93,10 +95,60 @@ def block_size(structure: Structure) -> int:
     return k
 
 
+# Per-run scalars computed from a config rather than read from one field.
+DERIVED_SCALARS = ("divergence_scale",)
+
+
+def divergence_scale(config: Config) -> float:
+    """S - |f(W_0) - f(W*)|: the loss scale of a legitimate run, past which (times
+    ``divergence_factor``, with the run's own starting loss added) it has diverged.
+
+    The sum of the escape's loss scale (``loss_drop`` for the loss criterion, else the
+    landscape's :meth:`~saddle.landscapes.LandscapeSpec.escape_loss_scale`) and the noise's:
+    D sigma_e^2 / (2 lambda), the loss of a displacement that balances per-entry gradient
+    noise sigma_e against the landscape's curvature scale lambda (SGD's stationary bulk loss
+    stays below it at every stable learning rate). A state-dependent noise model has no
+    fixed sigma_e and adds nothing; an infinite-variance one turns the relative rule off.
+    """
+    landscape, noise, _ = config.components()
+    if config.escape == "loss":
+        esc = float(config.loss_drop)
+    else:
+        esc = float(landscape.escape_loss_scale(config))
+    if noise.state_dependent:
+        return esc
+    std = float(noise.entry_std(config))
+    if std == 0.0:
+        return esc
+    return esc + config.D * std * std / (2.0 * float(landscape.curvature_scale(config)))
+
+
 def scalars_of(config: Config) -> dict[str, float]:
     """The per-run scalars of a config; fields that do not apply become harmless zeros."""
-    return {k: 0.0 if (v := getattr(config, k)) is None else float(v)
-            for k in config.traced_fields()}
+    out = {k: 0.0 if (v := getattr(config, k)) is None else float(v)
+           for k in config.traced_fields()}
+    out["divergence_scale"] = divergence_scale(config)
+    return out
+
+
+def stream_words(config: Config) -> tuple[int, int]:
+    """The (low, high) 32-bit words of a config's stream id (0, 0 with common streams)."""
+    if config.noise_streams == "common":
+        return 0, 0
+    sid = config.stream_id()
+    return sid & 0xFFFFFFFF, sid >> 32
+
+
+def numba_seed(config: Config, seed: int) -> int:
+    """The 64-bit seed the numba kernels give ``seed_state``: the run's seed xor a splitmix64
+    mix of its condition's stream id (independent streams only; numba runs no other)."""
+    x = (config.stream_id() + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (int(seed) ^ x ^ (x >> 31)) & _MASK64
+
+
+_MASK64 = (1 << 64) - 1
 
 
 def shared_arrays_key(config: Config) -> tuple:

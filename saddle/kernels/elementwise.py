@@ -50,6 +50,8 @@ SCALARS = (
     "radius",
     "loss_drop",
     "max_loss",
+    "divergence_factor",
+    "divergence_scale",
 )
 _STREAM_INIT, _STREAM_NOISE = 1, 2
 
@@ -395,10 +397,16 @@ def _escape_distance(W, w_star, r):
 
 
 @nb.njit(**_ROW)
-def _stop_status(t, loss, sq, dist, crit, sc, max_steps):
-    """DIVERGED, ESCAPED (criterion met at t >= 1) or CENSORED at iterate t; else RUNNING."""
+def _stop_status(t, loss, sq, dist, crit, sc, max_steps, loss0):
+    """DIVERGED, ESCAPED (criterion met at t >= 1) or CENSORED at iterate t; else RUNNING.
+
+    Diverged (checked first, as saddle.engine.loop.diverged_at): the loss or ||X||^2 is
+    non-finite, or loss > divergence_factor * (|loss0| + divergence_scale), or loss >
+    max_loss; loss0 = f(W_0) and f(W*) = 0. (Here in float64, like the kernels' loss.)"""
     radius, loss_drop, max_loss = sc[12], sc[13], sc[14]
-    diverged = not (math.isfinite(loss) and math.isfinite(sq)) or loss > max_loss
+    limit = sc[15] * (abs(loss0) + sc[16])
+    diverged = (not (math.isfinite(loss) and math.isfinite(sq)) or loss > limit
+                or loss > max_loss)
     if crit == 0:
         met = dist >= radius
     else:
@@ -435,17 +443,21 @@ def _one_run(opt, variant2, nesterov, crit, W, w_star, lam, row_mult, r, sc, see
     slice_b = np.empty(max(m, n))
     scale_row = np.empty(n, W.dtype)
     loss, sq, dist = _stats(W, w_star, lam, quartic, r)
+    loss0 = loss
     W_old = np.empty_like(W) if stride > 0 else W
     counted = 0  # steps whose update had a non-zero escape component (entry [0, 0])
     lost = 0  # ... of which rounding W + U changed that component by more than half
     t = 0
     while True:
-        status = _stop_status(t, loss, sq, dist, crit, sc, max_steps)
-        if status != RUNNING:
-            return status, t, loss, dist, counted, lost
+        status = _stop_status(t, loss, sq, dist, crit, sc, max_steps, loss0)
         tracing = stride > 0 and t % stride == 0
         if tracing:
             W_old[:, :] = W
+        if status != RUNNING:
+            if tracing:  # the stopping iterate's row, no step after it (as the JAX loop)
+                _record(trace[t // stride], W_old, W, w_star, m1, r, loss, sq, dist)
+                tmark[t // stride] = t
+            return status, t, loss, dist, counted, lost
         if noise_on:
             s = fill_normal(s, buf, dt(noise_scale), ZIG_KN, ZIG_WN, ZIG_FN)
         else:

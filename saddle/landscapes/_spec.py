@@ -57,6 +57,16 @@ class LandscapeSpec(Component):
         """How far below f(W*) the loss can go (for the loss escape criterion)."""
         return math.inf
 
+    def escape_loss_scale(self, config) -> float:
+        """|f - f(W*)| of a legitimate escape under the projection criterion (the run's
+        divergence rule measures blow-ups against it); by default radius^2 / 2 at unit
+        curvature."""
+        return 0.5 * config.radius**2
+
+    def curvature_scale(self, config) -> float:
+        """A typical positive Hessian eigenvalue (the noise's loss scale divides by it)."""
+        return 1.0
+
     def mean_squared_curvature(self, config) -> float:
         """The mean squared Hessian eigenvalue of the bulk (for nominal gradient sizes)."""
         return 0.0

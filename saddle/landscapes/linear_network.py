@@ -218,6 +218,16 @@ class LinearNetworkSpec(LandscapeSpec):
         s = singular_values(values)[: values["width"]]
         return 0.5 * float(np.sum(s * s))
 
+    def escape_loss_scale(self, config) -> float:
+        """1/2 ||S||_F^2 = 1/2 sum_i s_i^2: the teacher's loss at the origin, which the
+        shifted loss measures from (f(W*) = 0), and the whole drop learning could reach."""
+        s = singular_values(config.to_dict())
+        return 0.5 * float(np.sum(s * s))
+
+    def curvature_scale(self, config) -> float:
+        """s_1 = teacher_scale: the largest |Hessian eigenvalue| at the origin."""
+        return config.teacher_scale
+
     def mean_squared_curvature(self, config) -> float:
         """The Hessian at the origin has +-s_i with multiplicity h each, 0 elsewhere."""
         s = singular_values(config.to_dict())

@@ -330,6 +330,16 @@ class SpectralSpec(LandscapeSpec):
                 "use escape = 'projection'",
             )
 
+    def escape_loss_scale(self, config) -> float:
+        """gamma r^2/2 + kappa r^4/4: the size of each term of f - f(W*) = f at the radius
+        along the escape direction (f(W*) = 0)."""
+        r2 = config.radius**2
+        return 0.5 * config.gamma * r2 + 0.25 * config.quartic * r2 * r2
+
+    def curvature_scale(self, config) -> float:
+        """bulk_scale: the bulk's (largest, for uniform; about mean otherwise) eigenvalue."""
+        return config.bulk_scale
+
     def mean_squared_curvature(self, config) -> float:
         bulk = np.asarray(landscape_arrays(config)["bulk"], float)
         try:
