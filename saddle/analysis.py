@@ -289,7 +289,7 @@ def _fit_columns(fit, g: pd.DataFrame, samples: dict, note: str) -> dict:
         censored_dims=",".join(str(d) for d in censored), n_censored_dims=len(censored),
         runs=int(getattr(fit, "runs", len(g))),
         censored_runs=int(getattr(fit, "censored_runs", int((~esc).sum()))),
-        censored_frac=float(1 - esc.mean()), method=method + note,
+        censored_frac=float(1 - esc.mean()), fit_method=method + note,
     )
 
 
@@ -333,7 +333,8 @@ def exponent_table(
     d_max; censored_dims (comma list of D whose KM median is unreached) and n_censored_dims;
     runs, censored_runs, censored_frac; draws, seeds (distinct seeds per D, the fewest over
     D); noise_streams; chosen_lr / chosen_multiplier (per D, where a protocol set the rate);
-    method.
+    fit_method (how b and its CI were computed; "method" is the reproduction's optimizer
+    label).
     """
     if df.empty:
         return pd.DataFrame()

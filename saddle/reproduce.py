@@ -879,8 +879,8 @@ def _report_head(a: dict, run_info: dict, quick: bool) -> list[str]:
                  "Newton–Schulz orthogonalization, `muon-polar` Muon with the exact polar "
                  "factor; the other names are the optimizers'. budget: max_steps, the step at "
                  "which a run that has not escaped is censored. seeds: seeds per condition "
-                 "and draw; draws: landscape draws (landscape_seed values); streams: the noise design "
-                 "(see Definitions).\n")
+                 "and draw; draws: landscape draws (landscape_seed values); streams: the "
+                 "noise design (see Definitions).\n")
     lines.append(md_table(settings_table(a["frames"])))
     lines.append("\n### Shapes\n")
     lines.append("Every shape m×n that ran, per experiment.\n")

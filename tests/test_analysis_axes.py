@@ -123,7 +123,7 @@ def test_draws_reach_the_fit_as_clusters(monkeypatch):
 def test_an_older_fit_without_clusters_is_named_in_method(monkeypatch):
     monkeypatch.setattr(analysis, "_fit_takes_clusters", lambda: False)
     r = analysis.exponent_table(_drawn(), n_resamples=19).iloc[0]
-    assert "not clustered" in r["method"] and math.isfinite(r["exponent"])
+    assert "not clustered" in r["fit_method"] and math.isfinite(r["exponent"])
 
 
 def test_censored_dims_are_listed():

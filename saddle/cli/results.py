@@ -103,7 +103,7 @@ _GROUP_STATS = ("runs", "draws", "seeds", "escaped", "censored", "diverged", "su
 _FIT_STATS = ("exponent", "low", "high", "intercept", "se", "outcome", "dimension_free_possible",
               "dims", "d_min", "d_max", "censored_dims", "n_censored_dims", "runs",
               "censored_runs", "censored_frac", "draws", "seeds", "noise_streams", "chosen_lr",
-              "chosen_multiplier", "method")
+              "chosen_multiplier", "fit_method")
 
 
 def _print(table, exps, out, n, df) -> None:
@@ -115,7 +115,7 @@ def _print(table, exps, out, n, df) -> None:
     console.print(_group_table(table, out, n, df))
     if exps is not None and len(exps):
         console.print(_exponent_table(exps, df))
-        methods = exps["method"].dropna().unique()
+        methods = exps["fit_method"].dropna().unique()
         if len(methods) == 1:
             console.print(f"fit: {methods[0]}")
 
@@ -151,7 +151,8 @@ def _optional(exps, col: str) -> bool:
         return bool((vals != "independent").any())
     if col == "draws":
         return bool((vals > 1).any())
-    return len(vals) > 0 and not (len(exps["method"].dropna().unique()) <= 1 and col == "method")
+    one = len(exps["fit_method"].dropna().unique()) <= 1
+    return len(vals) > 0 and not (one and col == "fit_method")
 
 
 def _exponent_table(exps, df):
@@ -162,7 +163,7 @@ def _exponent_table(exps, df):
     e = Table(title="Dimension exponent b: log median = a + b log D (95% CI)")
     keys = display_columns(df, [c for c in exps.columns if c not in _FIT_STATS])
     extra = [c for c in ("draws", "noise_streams", "chosen_lr", "chosen_multiplier",
-                         "dimension_free_possible", "method") if _optional(exps, c)]
+                         "dimension_free_possible", "fit_method") if _optional(exps, c)]
     for c in keys + ["b [95% CI]", "outcome", "D range", "dims", "censored D (median > budget)",
                      "runs (censored)", "seeds per D"] + extra:
         e.add_column(c.replace("_", " "))

@@ -22,8 +22,14 @@ from ..numerics import dtype_of, x64_enabled
 from .loop import programs
 from .output import RUNNING, BatchOutput, lost_fraction
 from .problem import shared_arrays
-from .structure import (Structure, block_size, scalars_of, shared_arrays_key, stream_words,
-                        structure_of)
+from .structure import (
+    Structure,
+    block_size,
+    scalars_of,
+    shared_arrays_key,
+    stream_words,
+    structure_of,
+)
 from .trace import concat_traces, rows_to_trace
 
 __all__ = ["run_batch", "compile_count"]
