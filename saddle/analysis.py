@@ -82,7 +82,8 @@ def times_and_events(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     escaped later), never counted as an escape.
     """
     e = g["escaped"].to_numpy(bool)
-    t = np.where(e, g["escape_time"].fillna(0).to_numpy(float), g["steps"].to_numpy(float))
+    tau = g["escape_time"].astype("float64").fillna(0).to_numpy()
+    t = np.where(e, tau, g["steps"].to_numpy(float))
     return t, e
 
 
