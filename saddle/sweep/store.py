@@ -446,7 +446,7 @@ class Store:
         frames = self._run_frames()
         if not frames:
             return pd.DataFrame()
-        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].copy()
+        df = _concat(frames)
         df = df.drop_duplicates("run_id", keep="first")
         return df.sort_values("run_id", kind="stable").reset_index(drop=True)
 
@@ -652,3 +652,13 @@ def _stale(info: dict, stale_after_s: float) -> bool:
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text[:200]
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Row-wise concatenation where a column that is all missing in one part (a protocol
+    column NaN off its protocol) takes its dtype from the parts that hold values."""
+    if len(frames) == 1:
+        return frames[0].copy()
+    cols = list(dict.fromkeys(c for f in frames for c in f.columns))
+    kept = [f.dropna(axis=1, how="all") for f in frames]
+    return pd.concat(kept, ignore_index=True).reindex(columns=cols)
