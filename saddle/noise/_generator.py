@@ -34,6 +34,11 @@ class Generator:
             return prng.normal(self.key, step, shape, dtype)
         return jax.random.normal(self._jax_key(j), shape, dtype)
 
+    def integers(self, high: int, shape) -> jax.Array:
+        """Uniform integers in [0, high) (sub-stream 2; jax.random on both generators, as
+        for Student-t: the counter hash has no integer form here)."""
+        return jax.random.randint(self._jax_key(2), shape, 0, high)
+
     def student_t(self, df, shape, dtype) -> jax.Array:
         # Gamma variates have no counter-based form here; both generators use jax.random.
         return jax.random.t(self._jax_key(3), df, shape, dtype)
