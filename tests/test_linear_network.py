@@ -136,7 +136,8 @@ def test_gradient_descent_from_a_balanced_start_follows_the_logistic_law():
     s, eta, x, radius = 2.0, 1e-3, 2e-3, 1.99
     c = Config.from_dict(landscape="linear_network", m=4, n=3, width=5, teacher_rank=2,
                          teacher_scale=s, optimizer="sgd", learning_rate=eta, noise="none",
-                         init="saddle", init_escape=x, radius=radius, max_steps=8000,
+                         init="saddle", init_escape=x, escape="projection", radius=radius,
+                         max_steps=8000,
                          dtype="float64")
     res = simulate(c, trace_stride=1)
     tr = res.traces[0]

@@ -101,6 +101,39 @@ def test_cli_online_sgd_leaves_the_plateau(optimizer, budget, capsys):
     assert all(r["escaped"] for r in d["runs"]), d["runs"]
 
 
+ISSUE = ["run", "--landscape", "linear_network", "--m", "16", "--n", "16", "--width", "64",
+         "--teacher-rank", "1", "--noise", "minibatch", "--minibatch-size", "16"]
+
+
+@pytest.mark.parametrize("optimizer,budget", [("muon", 200), ("adamw", 200), ("sgd", 200),
+                                              ("mano", 6000)])
+def test_issue_cli_commands_escape_with_the_landscape_defaults(optimizer, budget, capsys):
+    """The issue's commands, with no init or criterion flags: the family's core defaults
+    (init random at 0.01, escape by a loss drop of s_1^2 / 4) make them escape. Measured
+    escape times over seeds 0-3: muon 27-28, adamw 28-29, sgd 26-29, mano 4632-4784 steps
+    (its default lr is 1e-3); the budgets leave room for other seeds."""
+    argv = [*ISSUE, "--optimizer", optimizer, "--seeds", "2", "--max-steps", str(budget),
+            "--json", "--quiet"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    cfg = d["config"]
+    assert (cfg["init"], cfg["escape"], cfg["loss_drop"], cfg["radius"]) == \
+        ("random", "loss", 0.25, None)
+    assert all(r["escaped"] for r in d["runs"]), d["runs"]
+    assert all(r["final_loss"] <= -0.25 for r in d["runs"])
+
+
+def test_issue_cli_command_honours_an_explicit_saddle_init(capsys):
+    """--init saddle starts at the origin, where the gradient and the minibatch noise are
+    exactly zero: the run never moves and is censored with loss 0."""
+    argv = [*ISSUE, "--optimizer", "muon", "--init", "saddle", "--max-steps", "50", "--json",
+            "--quiet"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["init"] == "saddle" and d["config"]["init_scale"] is None
+    assert [(r["escaped"], r["steps"], r["final_loss"]) for r in d["runs"]] == [(False, 50, 0.0)]
+
+
 def test_a_landscape_without_minibatch_gradients_is_refused_in_one_line(capsys):
     with pytest.raises(ConfigError, match=r"^noise: got 'minibatch'; allowed: a landscape "
                                           r"with minibatch gradients \(linear_network\)"):

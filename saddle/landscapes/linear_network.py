@@ -63,7 +63,8 @@ from ..reduce import tree_sum
 from ._spec import LandscapeSpec, register
 from .base import AbstractLandscape
 
-__all__ = ["LinearNetworkSaddle", "LinearNetworkSpec", "teacher_arrays", "singular_values"]
+__all__ = ["LinearNetworkSaddle", "LinearNetworkSpec", "teacher_arrays", "singular_values",
+           "LOSS_DROP_FRACTION"]
 
 _HI = jax.lax.Precision.HIGHEST
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -162,6 +163,10 @@ _FIELDS = (
 # family's, though nothing relies on that).
 _STREAM_U, _STREAM_V = 11, 12
 
+# The default loss criterion: escaped once the loss has fallen by this fraction of the
+# first mode's depth s_1^2 / 2 (LinearNetworkSpec.normalize).
+LOSS_DROP_FRACTION = 0.5
+
 
 def _haar_columns(rng: np.random.Generator, size: int, k: int) -> np.ndarray:
     """k orthonormal columns, Haar on the Stiefel manifold (QR of a Gaussian, sign fix)."""
@@ -191,9 +196,21 @@ class LinearNetworkSpec(LandscapeSpec):
     name = "linear_network"
     summary = "two-layer linear network 1/2 ||W2 W1 - S||^2 at the origin (full batch)"
     fields = _FIELDS
+    # Core defaults while this family is chosen (saddle.config.core_defaults): start off the
+    # saddle (at the origin every gradient and the minibatch noise vanish exactly), and
+    # count an escape by the loss (the projection on the first hidden unit's modes
+    # undercounts). loss_drop None is derived in normalize: LOSS_DROP_FRACTION * s_1^2 / 2.
+    defaults = {"init": "random", "escape": "loss", "loss_drop": None}
     # teacher_scale only multiplies S, so runs that differ in it share one teacher draw.
     traced = ("teacher_scale",)
     minibatch = True  # LinearNetworkSaddle.minibatch_gradient (online SGD on x ~ N(0, I))
+
+    def normalize(self, values):
+        """A loss_drop not given is LOSS_DROP_FRACTION of the first mode's depth s_1^2 / 2
+        (s_1 = teacher_scale): the loss has fallen halfway down the first step, so the run
+        has left the plateau at the origin (c = s_1 (1 - 1/sqrt 2) along one mode)."""
+        if values["loss_drop"] is None:
+            values["loss_drop"] = LOSS_DROP_FRACTION * 0.5 * values["teacher_scale"] ** 2
 
     def static_key(self, config) -> tuple:
         return (("shape", (config.m, config.n, config.width)),)
