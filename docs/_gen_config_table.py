@@ -5,7 +5,7 @@ Run: python docs/_gen_config_table.py  (tests/test_docs.py checks the table is c
 
 from pathlib import Path
 
-from saddle.config import FIELDS
+from saddle.config import FIELDS, core_defaults
 from saddle.registry import FAMILIES, OPTIMIZERS
 
 BEGIN, END = "<!-- fields:begin -->", "<!-- fields:end -->"
@@ -38,6 +38,15 @@ def table() -> str:
     for opt in OPTIMIZERS:
         items = ", ".join(f"`{k}={v}`" for k, v in opt.defaults.items() if v is not None)
         rows.append(f"| `{opt.name}` | {items} |")
+    overrides = [(c.family, spec.name, core_defaults(spec)) for c in FAMILIES for spec in c
+                 if core_defaults(spec)]
+    if overrides:
+        rows += ["", "Core defaults a component overrides while it is chosen (for fields not "
+                 "given; `derived`: its normalize hook computes the value):", ""]
+        rows += ["| Component | Defaults |", "|---|---|"]
+        for family, name, d in overrides:
+            items = ", ".join(f"`{k}={'derived' if v is None else v}`" for k, v in d.items())
+            rows.append(f"| {family} `{name}` | {items} |")
     return "\n".join(rows)
 
 

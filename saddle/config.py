@@ -9,9 +9,10 @@ the bad value and what is allowed.
 The fields are the core fields below plus those of the registered components
 (:mod:`saddle.registry`): the landscape family, the noise model and the optimizer each own
 theirs. Normalization fills component defaults (``learning_rate=None`` becomes the
-optimizer's default) and sets fields that do not apply to the chosen components, basis,
-init or criterion to ``None``, so that two configs describing the same experiment have the
-same :meth:`Config.config_hash`.
+optimizer's default; a component may also override core defaults it names, e.g. the linear
+network's ``init = "random"``, for fields the user did not give) and sets fields that do not
+apply to the chosen components, basis, init or criterion to ``None``, so that two configs
+describing the same experiment have the same :meth:`Config.config_hash`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from .errors import ConfigError, SaddleInputError, suggest
 from .fields import FieldSpec, choice_field, float_field, int_field
 from .registry import FAMILIES, LANDSCAPES, NOISES, OPTIMIZERS
 
-__all__ = ["Config", "FIELDS", "FieldSpec", "load_toml", "numba_unsupported", "stream_id",
-           "MAX_CONFIG_BYTES"]
+__all__ = ["Config", "FIELDS", "FieldSpec", "core_defaults", "load_toml", "numba_unsupported",
+           "stream_id", "MAX_CONFIG_BYTES"]
 
 INITS = ("saddle", "random")
 CRITERIA = ("projection", "loss")
@@ -144,8 +145,31 @@ def _components(values: Mapping[str, Any]) -> list:
     return [reg[values[reg.family]] for reg in FAMILIES]
 
 
+# The core fields a component's ``defaults`` may override: all but the family choices.
+_CORE_OVERRIDABLE = frozenset(f.name for f in (*_SHAPE, _LANDSCAPE_SEED, *_AFTER))
+
+
+def core_defaults(comp) -> dict[str, Any]:
+    """The core fields a component overrides while it is chosen (its ``defaults`` beyond its
+    own fields), e.g. linear_network's ``init = "random"``. A value None means "derived":
+    the component's ``normalize`` fills it from the other values."""
+    own = set(comp.field_names)
+    out = {k: v for k, v in comp.defaults.items() if k not in own}
+    bad = sorted(set(out) - _CORE_OVERRIDABLE)
+    if bad:
+        raise TypeError(f"{comp.name}: defaults for {bad}, which are neither its own fields "
+                        f"nor core fields it may override ({sorted(_CORE_OVERRIDABLE)})")
+    return out
+
+
 def _normalize(values: dict[str, Any], given: set[str]) -> None:
-    """Component defaults in (for fields not ``given``), fields of unchosen components out."""
+    """Component defaults in (for fields not ``given``), fields of unchosen components out.
+
+    A component's defaults may also name core fields (:func:`core_defaults`): they replace
+    the core default when the user did not give the field, before the inapplicable core
+    fields are nulled (:data:`_CONDITIONAL`, in :func:`_drop_inapplicable`), so a default
+    ``escape = "loss"`` keeps ``loss_drop`` and drops ``radius``.
+    """
     for reg, comp in zip(FAMILIES, _components(values), strict=True):
         own = set(comp.field_names)
         for name in reg.fields():
@@ -153,6 +177,9 @@ def _normalize(values: dict[str, Any], given: set[str]) -> None:
                 values[name] = None
             elif name not in given and name in comp.defaults:
                 values[name] = comp.defaults[name]
+        for name, value in core_defaults(comp).items():
+            if name not in given:
+                values[name] = None if value is None else FIELDS[name].coerce(value)
         comp.normalize(values)
 
 
@@ -305,8 +332,21 @@ class Config:
         if "optimizer" in changes and changes["optimizer"] != self.optimizer:
             for k in OPTIMIZERS.fields():
                 d.pop(k)
+        for k in self._core_defaulted():
+            d.pop(k)  # re-defaulted (or re-derived) under the new values
         d.update(changes)
         return Config.from_dict(d)
+
+    def _core_defaulted(self) -> list[str]:
+        """The core fields that hold the value their component's default gives them here
+        (:func:`core_defaults`): :meth:`replace` treats them as unset, so that changing
+        the landscape restores the core defaults and changing ``teacher_scale`` re-derives
+        a derived ``loss_drop``. An explicit value equal to that default is treated alike."""
+        names = [k for comp in self.components() for k in core_defaults(comp)]
+        if not names:
+            return []
+        auto = Config.from_dict({k: v for k, v in self._values.items() if k not in names})
+        return [k for k in names if auto._values[k] == self._values[k]]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, in declaration order; non-applicable fields are None."""

@@ -5,7 +5,9 @@ optimizers. Each concrete component is one :class:`Component` subclass in its ow
 registered in its family's :class:`Registry` when that module is imported. A spec says:
 
 - ``fields``: the config fields it owns (:class:`~saddle.fields.FieldSpec`), and
-  ``defaults`` that override a field's default while this component is chosen;
+  ``defaults`` that override a field's default while this component is chosen: its own
+  fields, or core fields such as ``init`` and ``escape`` (applied when the user did not
+  give them; None means "derived by ``normalize``"; see :func:`saddle.config.core_defaults`);
 - ``static``: the fields that change the compiled program (the compile key);
 - ``traced``: the per-run scalars, which may differ between the runs of one batch;
 - hooks for normalization and cross-field checks, and the family's own methods (how to

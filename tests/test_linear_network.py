@@ -136,7 +136,8 @@ def test_gradient_descent_from_a_balanced_start_follows_the_logistic_law():
     s, eta, x, radius = 2.0, 1e-3, 2e-3, 1.99
     c = Config.from_dict(landscape="linear_network", m=4, n=3, width=5, teacher_rank=2,
                          teacher_scale=s, optimizer="sgd", learning_rate=eta, noise="none",
-                         init="saddle", init_escape=x, radius=radius, max_steps=8000,
+                         init="saddle", init_escape=x, escape="projection", radius=radius,
+                         max_steps=8000,
                          dtype="float64")
     res = simulate(c, trace_stride=1)
     tr = res.traces[0]
@@ -157,6 +158,121 @@ def test_gradient_descent_from_a_balanced_start_follows_the_logistic_law():
     c_r = radius**2 / 2
     t_r = np.log((s / c0 - 1) / (s / c_r - 1)) / (2 * s) / eta
     assert res.runs[0].escaped and abs(res.runs[0].escape_time - t_r) < 5e-3 * t_r
+
+
+# --- a finite data set (samples = N > 0) ---------------------------------------------------
+DATA = dict(SMALL, samples=7)
+
+
+def _empirical(L, W):
+    """The empirical loss from the rows of X directly: mean_b 1/2 ||(P - S) x_b||^2 minus
+    its value at the origin, mean_b 1/2 ||S x_b||^2 (NumPy, float64)."""
+    X, S = np.asarray(L.X), np.asarray(L.S)
+    P = np.asarray(W["W2"]) @ np.asarray(W["W1"])
+    return 0.5 * np.mean(np.sum(((P - S) @ X.T) ** 2, 0) - np.sum((S @ X.T) ** 2, 0))
+
+
+def test_data_set_is_drawn_once_from_the_landscape_seed():
+    c = Config.from_dict(**DATA)
+    L = make_landscape(c)
+    X = np.asarray(L.X)
+    assert X.shape == (7, 4)
+    np.testing.assert_allclose(L.Sigma, X.T @ X / 7, rtol=1e-14)
+    np.testing.assert_allclose(L.SSigma, np.asarray(L.S) @ X.T @ X / 7, rtol=1e-12, atol=1e-15)
+    # the run's seed, the width and teacher_scale leave the data; landscape_seed draws anew
+    for same in (dict(seed=9), dict(width=2), dict(teacher_scale=4.0)):
+        assert np.array_equal(make_landscape(c.replace(**same)).X, X)
+    assert not np.array_equal(make_landscape(c.replace(landscape_seed=4)).X, X)
+    # and the teacher is the population's (its own streams)
+    pop = make_landscape(c.replace(samples=0))
+    assert pop.X is None and pop.Sigma is None and np.array_equal(pop.S, L.S)
+    bad = [(dict(samples=2**25), "samples"), (dict(samples=-1), "samples"),
+           (dict(m=8, n=2**20, samples=2**8), "samples"),  # 2^28 entries
+           (dict(teacher_rank=2, escape_rank=2, samples=1), "escape_rank")]
+    for extra, name in bad:
+        with pytest.raises(ConfigError, match=name):
+            Config.from_dict(**dict(SMALL, **extra))
+    assert Config.from_dict().samples is None  # the field applies to this family only
+
+
+def test_empirical_value_and_gradient_match_autodiff_and_finite_differences():
+    L = make_landscape(Config.from_dict(**DATA))
+    W = _random_params(jax.random.key(2), L)
+    f, g, a = L.value_and_grad_with_coordinates(W)
+    np.testing.assert_allclose(f, _empirical(L, W), rtol=1e-12)
+    # the closed form: dW1 = W2^T (P - S) Sigma, dW2 = (P - S) Sigma W1^T
+    G = (np.asarray(W["W2"]) @ np.asarray(W["W1"]) - np.asarray(L.S)) @ np.asarray(L.Sigma)
+    np.testing.assert_allclose(g["W1"], np.asarray(W["W2"]).T @ G, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g["W2"], G @ np.asarray(W["W1"]).T, rtol=1e-12, atol=1e-14)
+    auto = jax.grad(lambda w: L.value(w))(W)
+    for k in W:
+        np.testing.assert_allclose(g[k], auto[k], rtol=1e-12, atol=1e-13)
+    flat, unravel = ravel_pytree(W)
+    gflat = ravel_pytree(g)[0]
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        d = jnp.asarray(rng.standard_normal(flat.shape))
+        h = 1e-5
+        fd = (_empirical(L, unravel(flat + h * d)) - _empirical(L, unravel(flat - h * d))) / (2 * h)
+        np.testing.assert_allclose(fd, jnp.dot(gflat, d), rtol=1e-8)
+    f0, g0, _ = L.value_and_grad_with_coordinates(L.saddle_point)
+    assert float(f0) == 0.0 and all(not np.any(x) for x in jax.tree.leaves(g0))
+
+
+def test_empirical_hessian_at_origin_is_plus_minus_svals_of_s_sigma():
+    """With Sigma-hat the origin's second-order term is -<W2 W1, S Sigma-hat>: the spectrum
+    is +-mu_i (the singular values of S Sigma-hat), multiplicity width each, 0 elsewhere,
+    and E_i (from the SVD of S Sigma-hat) has E_i^T H E_i = -mu_i."""
+    c = Config.from_dict(**DATA)
+    L = make_landscape(c)
+    flat, unravel = ravel_pytree(L.saddle_point)
+    H = np.asarray(jax.hessian(lambda x: L.value(unravel(x)))(flat))
+    mu = np.linalg.svd(np.asarray(L.S) @ np.asarray(L.Sigma), compute_uv=False)[:2]
+    assert not np.allclose(mu, singular_values(c.to_dict()), rtol=0.05)  # Sigma-hat matters
+    h = c.width
+    expected = np.sort(np.concatenate([-mu.repeat(h), mu.repeat(h), np.zeros(c.D - 4 * h)]))
+    np.testing.assert_allclose(np.linalg.eigvalsh(H), expected, atol=1e-12)
+    Es = [np.asarray(ravel_pytree(L.escape_direction(i))[0]) for i in range(2)]
+    np.testing.assert_allclose(np.array(Es) @ np.array(Es).T, np.eye(2), atol=1e-14)
+    for i, E in enumerate(Es):
+        np.testing.assert_allclose(E @ H @ E, -mu[i], rtol=1e-12)
+        np.testing.assert_allclose(H @ E, -mu[i] * E, atol=1e-12)
+
+
+def test_samples_zero_is_the_population_loss_bit_for_bit():
+    """samples = 0 (the default) computes the population loss exactly as before the data
+    set existed: the same operations give the same bits."""
+    c = Config.from_dict(**SMALL)
+    assert c.samples == 0
+    L = make_landscape(c)
+    assert L.X is None and L.Sigma is None and L.SSigma is None
+    W = _random_params(jax.random.key(4), L)
+    f, g, _ = L.value_and_grad_with_coordinates(W)
+    hi = jax.lax.Precision.HIGHEST
+    P = jnp.matmul(W["W2"], W["W1"], precision=hi)
+    G = P - L.S
+    assert float(f) == float(jnp.sum(P * (0.5 * P - L.S)))
+    assert np.array_equal(g["W1"], jnp.matmul(W["W2"].T, G, precision=hi))
+    assert np.array_equal(g["W2"], jnp.matmul(G, W["W1"].T, precision=hi))
+    a = teacher_arrays(c)
+    assert np.array_equal(L.U, a["U"]) and np.array_equal(L.V, a["V"])
+
+
+def test_full_batch_on_a_data_set_is_noise_none():
+    """noise = none on a data set: deterministic gradient descent on the empirical loss;
+    its loss trace is the empirical loss of the iterates, and it leaves the plateau."""
+    c = Config.from_dict(landscape="linear_network", m=6, n=5, width=8, teacher_rank=1,
+                         samples=64, noise="none", optimizer="sgd", seeds=2, max_steps=400,
+                         dtype="float64")
+    assert (c.init, c.escape, c.loss_drop) == ("random", "loss", 0.25)
+    res = simulate(c, trace_stride=1)
+    assert all(r.escaped for r in res.runs), [r.status for r in res.runs]
+    L = make_landscape(c)
+    tr = res.traces[0]
+    assert tr["loss"][-1] <= -0.25
+    # the depth is empirical: below -1/2 tr(S Sigma S^T) is out of reach
+    S, Sig = np.asarray(L.S), np.asarray(L.Sigma)
+    assert tr["loss"].min() >= -0.5 * np.trace(S @ Sig @ S.T) - 1e-12
 
 
 # --- through the engine and the CLI --------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The ``minibatch`` noise model (online SGD on the linear network): the minibatch gradient
-against the per-sample gradients (mean and covariance), zero noise at the origin, escape
-through the CLI with every kind of optimizer, the refusal on landscapes without minibatch
-gradients, and D in a sweep's rows."""
+"""The ``minibatch`` noise model (SGD on the linear network, online or on a data set): the
+minibatch gradient against the per-sample gradients (mean and covariance), rows picked from
+the data set and their average against the empirical gradient, zero noise at the origin,
+escape through the CLI with every kind of optimizer (the issue's commands with the family's
+defaults), the refusal on landscapes without minibatch gradients, and D in a sweep's rows."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ SMALL = dict(landscape="linear_network", m=3, n=4, width=5, teacher_rank=2, esca
              minibatch_size=4)
 
 
-def _setup(seed=0, scale=0.7):
-    c = Config.from_dict(**SMALL)
+def _setup(seed=0, scale=0.7, config=None):
+    c = config or Config.from_dict(**SMALL)
     L = make_landscape(c)
     k1, k2 = jax.random.split(jax.random.key(seed))
     w = L.saddle_point
@@ -87,6 +88,40 @@ def test_noise_is_zero_at_the_origin():
     assert not np.any(xi)
 
 
+def test_minibatches_pick_rows_of_the_data_set():
+    c = Config.from_dict(**dict(SMALL, samples=6))
+    L = make_landscape(c)
+    X = np.asarray(L.X)
+    picks = [np.asarray(L.draw_inputs(generator("pcg3d", jnp.uint32(5), t), 4)) for t in range(50)]
+    for P in picks:
+        assert P.shape == (4, 4)
+        assert all(any(np.array_equal(row, x) for x in X) for row in P)
+    used = {tuple(row) for P in picks for row in P}
+    assert len(used) == 6  # every row gets picked
+    assert not np.array_equal(picks[0], picks[1])  # a fresh pick every step
+
+
+@pytest.mark.parametrize("samples,B", [(6, 6), (40, 4)])
+def test_minibatch_gradients_average_to_the_empirical_gradient(samples, B):
+    """Rows picked uniformly with replacement: E[X_B^T X_B / B] = Sigma-hat, so the mean of
+    K minibatch gradients is the full empirical gradient within 5 standard errors
+    (sd / sqrt K, entry-wise), and Xi = 0 at the origin for every pick."""
+    c = Config.from_dict(**dict(SMALL, samples=samples, minibatch_size=B))
+    c, L, W = _setup(config=c)
+    K = 20000
+    xi = _noise_draws(c, L, W, K)
+    se = xi.std(axis=0) / np.sqrt(K)
+    assert np.all(se > 0)
+    assert np.all(np.abs(xi.mean(axis=0)) < 5 * se), np.max(np.abs(xi.mean(axis=0)) / se)
+    # the target is the empirical gradient, not the population one
+    _, g, _ = L.value_and_grad_with_coordinates(W)
+    pop = make_landscape(c.replace(samples=0))
+    _, g_pop, _ = pop.value_and_grad_with_coordinates(W)
+    dev = np.abs(ravel_pytree(g)[0] - ravel_pytree(g_pop)[0])
+    assert np.max(dev / se) > 50
+    assert not np.any(_noise_draws(c, L, L.saddle_point, 16))
+
+
 @pytest.mark.parametrize("optimizer,budget", [("muon", 1000), ("adamw", 1000), ("sgd", 1000),
                                               ("mano", 12000)])
 def test_cli_online_sgd_leaves_the_plateau(optimizer, budget, capsys):
@@ -99,6 +134,49 @@ def test_cli_online_sgd_leaves_the_plateau(optimizer, budget, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["config"]["noise"] == "minibatch" and d["config"]["minibatch_size"] == 16
     assert all(r["escaped"] for r in d["runs"]), d["runs"]
+
+
+ISSUE = ["run", "--landscape", "linear_network", "--m", "16", "--n", "16", "--width", "64",
+         "--teacher-rank", "1", "--noise", "minibatch", "--minibatch-size", "16"]
+
+
+@pytest.mark.parametrize("optimizer,budget", [("muon", 200), ("adamw", 200), ("sgd", 200),
+                                              ("mano", 6000)])
+def test_issue_cli_commands_escape_with_the_landscape_defaults(optimizer, budget, capsys):
+    """The issue's commands, with no init or criterion flags: the family's core defaults
+    (init random at 0.01, escape by a loss drop of s_1^2 / 4) make them escape. Measured
+    escape times over seeds 0-3: muon 27-28, adamw 28-29, sgd 26-29, mano 4632-4784 steps
+    (its default lr is 1e-3); the budgets leave room for other seeds."""
+    argv = [*ISSUE, "--optimizer", optimizer, "--seeds", "2", "--max-steps", str(budget),
+            "--json", "--quiet"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    cfg = d["config"]
+    assert (cfg["init"], cfg["escape"], cfg["loss_drop"], cfg["radius"]) == \
+        ("random", "loss", 0.25, None)
+    assert all(r["escaped"] for r in d["runs"]), d["runs"]
+    assert all(r["final_loss"] <= -0.25 for r in d["runs"])
+
+
+def test_cli_minibatches_from_a_data_set_escape(capsys):
+    """--samples 64: minibatches of 16 rows of one data set (measured: 24-25 steps)."""
+    argv = [*ISSUE, "--optimizer", "muon", "--samples", "64", "--seeds", "2",
+            "--max-steps", "200", "--json", "--quiet"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["samples"] == 64
+    assert all(r["escaped"] for r in d["runs"]), d["runs"]
+
+
+def test_issue_cli_command_honours_an_explicit_saddle_init(capsys):
+    """--init saddle starts at the origin, where the gradient and the minibatch noise are
+    exactly zero: the run never moves and is censored with loss 0."""
+    argv = [*ISSUE, "--optimizer", "muon", "--init", "saddle", "--max-steps", "50", "--json",
+            "--quiet"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["init"] == "saddle" and d["config"]["init_scale"] is None
+    assert [(r["escaped"], r["steps"], r["final_loss"]) for r in d["runs"]] == [(False, 50, 0.0)]
 
 
 def test_a_landscape_without_minibatch_gradients_is_refused_in_one_line(capsys):
@@ -114,11 +192,12 @@ def test_a_landscape_without_minibatch_gradients_is_refused_in_one_line(capsys):
 
 
 def test_sweep_rows_store_d(tmp_path):
+    """D = width (m + n) in every row, online and on a data set (samples 8)."""
     spec = parse_spec(dict(landscape="linear_network", m=4, n=3, width=[2, 5],
-                           noise="minibatch", minibatch_size=4, optimizer="sgd",
-                           init="random", init_scale=1e-2, escape="loss", loss_drop=0.25,
-                           seeds=2, max_steps=50))
+                           samples=[0, 8], noise="minibatch", minibatch_size=4,
+                           optimizer="sgd", seeds=2, max_steps=50))
     run_sweep(spec, tmp_path / "s")
     rows = Store(tmp_path / "s").runs()
-    assert len(rows) == 4  # two widths, two seeds
-    assert sorted(set(zip(rows["width"], rows["D"], strict=True))) == [(2, 14), (5, 35)]
+    assert len(rows) == 8  # two widths, two sample counts, two seeds
+    assert sorted(set(zip(rows["width"], rows["samples"], rows["D"], strict=True))) == \
+        [(2, 0, 14), (2, 8, 14), (5, 0, 35), (5, 8, 35)]

@@ -1,4 +1,4 @@
-r"""The two-layer linear network saddle: full-batch regression on a low-rank teacher.
+r"""The two-layer linear network saddle: regression on a low-rank teacher.
 
 With whitened Gaussian inputs x ~ N(0, I_n), the population loss of the student
 x -> W_2 W_1 x against the teacher x -> S x is exactly
@@ -23,14 +23,32 @@ value at the origin:
 evaluated in the second form, which has no cancellation near the origin. Its gradient is
 dW_1 = W_2^T G, dW_2 = G W_1^T with G = P - S.
 
+A finite data set (``samples`` = N > 0). N inputs X (N, n), rows x ~ N(0, I_n), are drawn
+once from the landscape seed (their own NumPy stream, beside the teacher's: two runs with
+different seeds share them). The loss is then the empirical loss with
+Sigma-hat = X^T X / N in place of I, shifted the same way:
+
+.. math::
+
+    f(W) = \tfrac12 \operatorname{tr}\bigl((P - S) \hat\Sigma (P - S)^\top\bigr)
+         - \tfrac12 \operatorname{tr}\bigl(S \hat\Sigma S^\top\bigr)
+         = \langle P \hat\Sigma, \tfrac12 P - S \rangle,
+
+with G = (P - S) Sigma-hat in the same two gradient formulas; ``samples = 0`` is the
+population loss above, computed exactly as before. Full batch is noise ``none``; the
+``minibatch`` noise picks B rows of X per step (with replacement) from the run's stream.
+
 The saddle. The origin is a critical point (both gradients carry a factor of the other
-layer). Its second-order term is -<W_2 W_1, S>: for a unit hidden vector e and a teacher
-mode i, the pair W_1 = a e v_i^T, W_2 = b u_i e^T has W_2 W_1 = a b u_i v_i^T, so the term
-is -s_i a b and the Hessian on (a, b) is [[0, -s_i], [-s_i, 0]]: eigenvalue -s_i along
-(a, b) = (1, 1)/sqrt(2) (same signs: a b > 0 lowers the loss) and +s_i along (1, -1)/sqrt(2).
-Every other direction (W_1 rows orthogonal to every v_i, W_2 columns orthogonal to every
-u_i, or pairs of distinct modes) has curvature 0. So the spectrum at the origin is +-s_i,
-each with multiplicity h, and 0 elsewhere.
+layer). Its second-order term is -<W_2 W_1, M> with M = S (population) or M = S Sigma-hat
+(data set): the term 1/2 tr(P Sigma-hat P^T) is quartic. Write M = sum_i mu_i u_i v_i^T
+(its SVD; mu_i = s_i and (u_i, v_i) the teacher's pairs for the population loss). For a unit
+hidden vector e and a pair i, W_1 = a e v_i^T, W_2 = b u_i e^T has W_2 W_1 = a b u_i v_i^T,
+so the term is -mu_i a b and the Hessian on (a, b) is [[0, -mu_i], [-mu_i, 0]]: eigenvalue
+-mu_i along (a, b) = (1, 1)/sqrt(2) (same signs: a b > 0 lowers the loss) and +mu_i along
+(1, -1)/sqrt(2). Every other direction (W_1 rows orthogonal to every v_i, W_2 columns
+orthogonal to every u_i, or pairs of distinct modes) has curvature 0. So the spectrum at the
+origin is +-mu_i, each with multiplicity h, and 0 elsewhere: the escape curvatures are the
+singular values of S Sigma-hat (rank <= min(k, N)), close to s_i for N >> n.
 
 The escape directions are the negative-curvature eigenvectors of the first hidden unit
 e = e_0:
@@ -40,12 +58,19 @@ e = e_0:
     E_i = \bigl(W_1 = e_0 v_i^\top / \sqrt2,\ W_2 = u_i e_0^\top / \sqrt2\bigr),
     \qquad i < r = \text{escape\_rank} \le k,
 
-orthonormal over the two leaves (<E_i, E_j> = (v_i.v_j + u_i.u_j)/2 = delta_ij), with
-E_i^T H E_i = -s_i. They span r of the h k negative directions: a run that learns mode i
-through another hidden unit (a random start picks a random combination of units) moves
-little along E_i, so the projection criterion undercounts escapes here; the loss
-criterion (depth 1/2 sum_{i < min(h, k)} s_i^2) measures leaving the plateau whichever
-units learn.
+with (u_i, v_i) the singular pairs of M (computed once in the shared arrays from the SVD of
+S Sigma-hat at unit scale: teacher_scale does not change them), orthonormal over the two
+leaves (<E_i, E_j> = (v_i.v_j + u_i.u_j)/2 = delta_ij), with E_i^T H E_i = -mu_i. They span
+r of the h k negative directions: a run that learns mode i through another hidden unit (a
+random start picks a random combination of units) moves little along E_i, so the projection
+criterion undercounts escapes here. The loss criterion measures leaving the plateau whichever
+units learn, and it is the family's default (with ``init = "random"``: at the origin every
+gradient and the minibatch noise vanish exactly): ``loss_drop`` defaults to
+LOSS_DROP_FRACTION * s_1^2 / 2 = s_1^2 / 4, half the first mode's population depth (derived
+from teacher_scale in the spec's ``normalize``). It must stay below the depth
+1/2 sum_{i < min(h, k)} s_i^2; with a data set the reachable drop is the empirical one
+(1/2 sum_i mu_i^2 for h >= k), which differs by O(sqrt(n / N)), so a tiny N may not reach the
+default drop. The spec's theory facts (curvature scale, loss scales) are population values.
 """
 
 from __future__ import annotations
@@ -60,10 +85,12 @@ import numpy as np
 from ..errors import ConfigError
 from ..fields import float_field, int_field
 from ..reduce import tree_sum
+from ._data import SAMPLES, draw_inputs_once, pick_rows
 from ._spec import LandscapeSpec, register
 from .base import AbstractLandscape
 
-__all__ = ["LinearNetworkSaddle", "LinearNetworkSpec", "teacher_arrays", "singular_values"]
+__all__ = ["LinearNetworkSaddle", "LinearNetworkSpec", "teacher_arrays", "data_arrays",
+           "singular_values", "LOSS_DROP_FRACTION"]
 
 _HI = jax.lax.Precision.HIGHEST
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -76,10 +103,14 @@ class LinearNetworkSaddle(AbstractLandscape):
 
     Attributes:
         S: (m, n) the teacher (scaled).
-        U: (m, k) its left singular vectors u_i, orthonormal columns.
-        V: (n, k) its right singular vectors v_i.
+        U: (m, k) the left singular vectors u_i of S Sigma-hat, orthonormal columns (of S
+            itself for the population loss).
+        V: (n, k) the right singular vectors v_i of S Sigma-hat.
         width: h, the hidden width (static).
         escape_rank: r <= k (static).
+        X: (N, n) the data set's inputs, or None for the population loss (samples = 0).
+        Sigma: (n, n) Sigma-hat = X^T X / N, or None.
+        SSigma: (m, n) S Sigma-hat (scaled like S), or None.
     """
 
     S: jax.Array
@@ -87,6 +118,9 @@ class LinearNetworkSaddle(AbstractLandscape):
     V: jax.Array
     width: int = field(metadata=dict(static=True))
     escape_rank: int = field(metadata=dict(static=True))
+    X: jax.Array | None = None
+    Sigma: jax.Array | None = None
+    SSigma: jax.Array | None = None
 
     def __post_init__(self):
         k = self.U.shape[-1]
@@ -109,19 +143,28 @@ class LinearNetworkSaddle(AbstractLandscape):
     def value_and_grad_with_coordinates(self, W):
         W1, W2 = W["W1"], W["W2"]
         P = jnp.matmul(W2, W1, precision=_HI)
-        value = tree_sum(P * (0.5 * P - self.S))
-        G = P - self.S
+        if self.Sigma is None:  # the population loss
+            value = tree_sum(P * (0.5 * P - self.S))
+            G = P - self.S
+        else:  # the empirical loss <P Sigma, P/2 - S>, gradient factor (P - S) Sigma
+            PSigma = jnp.matmul(P, self.Sigma, precision=_HI)
+            value = tree_sum(PSigma * (0.5 * P - self.S))
+            G = PSigma - self.SSigma
         grad = {"W1": jnp.matmul(W2.T, G, precision=_HI),
                 "W2": jnp.matmul(G, W1.T, precision=_HI)}
         return value, grad, self.direction_coordinates(W)
 
     def draw_inputs(self, gen, batch: int) -> jax.Array:
-        """``batch`` whitened inputs x ~ N(0, I_n) from a run's step generator, as rows."""
-        return gen.normal((batch, self.shape[1]), self.S.dtype)
+        """``batch`` inputs from a run's step generator, as rows: whitened x ~ N(0, I_n)
+        (samples = 0, online), or rows of the data set picked uniformly with replacement."""
+        if self.X is None:
+            return gen.normal((batch, self.shape[1]), self.S.dtype)
+        return pick_rows(gen, self.X, batch)
 
     def minibatch_gradient(self, W, X):
         """The gradient of 1/(2B) sum_b ||W2 W1 x_b - S x_b||^2 on the rows x_b of X (B, n):
-        the full gradient with I replaced by X^T X / B (unbiased for x ~ N(0, I))."""
+        the full gradient with Sigma replaced by X^T X / B (unbiased for x ~ N(0, I), and for
+        rows picked uniformly from the data set, whose mean X^T X / B is Sigma-hat)."""
         W1, W2 = W["W1"], W["W2"]
         R = jnp.matmul(jnp.matmul(W2, W1, precision=_HI) - self.S, X.T, precision=_HI)
         G = jnp.matmul(R, X, precision=_HI) / X.shape[0]  # (P - S) X^T X / B
@@ -156,11 +199,17 @@ _FIELDS = (
                 "s_1 (escape eigenvalue -s_1)", _LS, lo=0, lo_open=True),
     float_field("teacher_decay", 0.5, "linear_network: singular value ratio, s_i = "
                 "teacher_scale * teacher_decay^(i-1)", _LS, lo=0, hi=1, lo_open=True),
+    SAMPLES,
 )
 
-# Independent NumPy streams for the teacher's two factors (distinct from the spectral
-# family's, though nothing relies on that).
-_STREAM_U, _STREAM_V = 11, 12
+# Independent NumPy streams for the teacher's two factors and the data set's inputs
+# (distinct from the spectral family's, though nothing relies on that).
+_STREAM_U, _STREAM_V, _STREAM_X = 11, 12, 13
+_DATA_MAX = 2**27  # samples * n entries of the data set, held in memory (1 GiB in float64)
+
+# The default loss criterion: escaped once the loss has fallen by this fraction of the
+# first mode's depth s_1^2 / 2 (LinearNetworkSpec.normalize).
+LOSS_DROP_FRACTION = 0.5
 
 
 def _haar_columns(rng: np.random.Generator, size: int, k: int) -> np.ndarray:
@@ -186,29 +235,66 @@ def teacher_arrays(config) -> dict[str, np.ndarray]:
     return dict(U=U, V=V, S_unit=(U * decay) @ V.T)
 
 
+def data_arrays(config, S_unit: np.ndarray) -> dict[str, np.ndarray]:
+    """The float64 data set of a config with samples = N > 0, drawn once from the landscape
+    seed: X (N, n), Sigma = X^T X / N, SSigma_unit = S_unit Sigma, and the escape
+    singular vectors U (m, k), V (n, k) of S_unit Sigma (the Hessian at the origin is
+    +-svals(S Sigma), see the module docstring; teacher_scale > 0 leaves them unchanged)."""
+    rng = np.random.default_rng([int(config.landscape_seed), _STREAM_X])
+    X = draw_inputs_once(rng, config.samples, config.n)
+    Sigma = (X.T @ X) / config.samples
+    SSigma = S_unit @ Sigma
+    U, _, Vt = np.linalg.svd(SSigma, full_matrices=False)
+    k = config.teacher_rank
+    return dict(X=X, Sigma=Sigma, SSigma_unit=SSigma, U=U[:, :k], V=Vt[:k].T)
+
+
 @register
 class LinearNetworkSpec(LandscapeSpec):
     name = "linear_network"
-    summary = "two-layer linear network 1/2 ||W2 W1 - S||^2 at the origin (full batch)"
+    summary = ("two-layer linear network 1/2 ||W2 W1 - S||^2 at the origin (population "
+               "or empirical loss)")
     fields = _FIELDS
+    # Core defaults while this family is chosen (saddle.config.core_defaults): start off the
+    # saddle (at the origin every gradient and the minibatch noise vanish exactly), and
+    # count an escape by the loss (the projection on the first hidden unit's modes
+    # undercounts). loss_drop None is derived in normalize: LOSS_DROP_FRACTION * s_1^2 / 2.
+    defaults = {"init": "random", "escape": "loss", "loss_drop": None}
     # teacher_scale only multiplies S, so runs that differ in it share one teacher draw.
     traced = ("teacher_scale",)
-    minibatch = True  # LinearNetworkSaddle.minibatch_gradient (online SGD on x ~ N(0, I))
+    # LinearNetworkSaddle.minibatch_gradient: online SGD on x ~ N(0, I) (samples = 0) or
+    # minibatches picked from the data set.
+    minibatch = True
+
+    def normalize(self, values):
+        """A loss_drop not given is LOSS_DROP_FRACTION of the first mode's depth s_1^2 / 2
+        (s_1 = teacher_scale): the loss has fallen halfway down the first step, so the run
+        has left the plateau at the origin (c = s_1 (1 - 1/sqrt 2) along one mode)."""
+        if values["loss_drop"] is None:
+            values["loss_drop"] = LOSS_DROP_FRACTION * 0.5 * values["teacher_scale"] ** 2
 
     def static_key(self, config) -> tuple:
-        return (("shape", (config.m, config.n, config.width)),)
+        return (("shape", (config.m, config.n, config.width)), ("samples", config.samples))
 
     def shared_key(self, config) -> tuple:
         return (config.m, config.n, config.landscape_seed, config.teacher_rank,
-                config.teacher_decay)
+                config.teacher_decay, config.samples)
 
     def shared_arrays(self, config):
-        return teacher_arrays(config)
+        arrays = teacher_arrays(config)
+        if config.samples:
+            arrays.update(data_arrays(config, arrays["S_unit"]))
+        return arrays
 
     def build(self, static, arrays, s, escape_rank):
         width = static["shape"][2]
-        return LinearNetworkSaddle(S=s["teacher_scale"] * arrays["S_unit"], U=arrays["U"],
-                                   V=arrays["V"], width=width, escape_rank=escape_rank)
+        scale = s["teacher_scale"]
+        data = {}
+        if "X" in arrays:
+            data = dict(X=arrays["X"], Sigma=arrays["Sigma"],
+                        SSigma=scale * arrays["SSigma_unit"])
+        return LinearNetworkSaddle(S=scale * arrays["S_unit"], U=arrays["U"], V=arrays["V"],
+                                   width=width, escape_rank=escape_rank, **data)
 
     def dimension(self, config) -> int:
         return config.width * (config.m + config.n)
@@ -245,7 +331,19 @@ class LinearNetworkSpec(LandscapeSpec):
         if values["escape_rank"] > values["teacher_rank"]:
             raise ConfigError("escape_rank", values["escape_rank"],
                               f"an integer in [1, teacher_rank] = [1, {values['teacher_rank']}]")
+        self._check_samples(values)
         if values["escape"] == "loss" and not values["loss_drop"] < self.loss_depth(values):
             raise ConfigError("loss_drop", values["loss_drop"],
                               f"a number in (0, {self.loss_depth(values):.6g}): the depth "
                               "1/2 sum s_i^2 of the best fit of the teacher")
+
+    @staticmethod
+    def _check_samples(values):
+        N = values["samples"]
+        if N and N * values["n"] > _DATA_MAX:
+            raise ConfigError("samples", N, f"samples * n <= {_DATA_MAX} (the data set is "
+                              f"held in memory; got {N * values['n']})")
+        if N and values["escape_rank"] > N:
+            raise ConfigError("escape_rank", values["escape_rank"],
+                              f"an integer in [1, samples] = [1, {N}] (S Sigma-hat has rank "
+                              "at most samples)")

@@ -1,23 +1,31 @@
-r"""Minibatch gradient noise: online SGD on a landscape that is a population loss.
+r"""Minibatch gradient noise: SGD on a network landscape's population or empirical loss.
 
 For a landscape whose spec sets ``minibatch = True`` (the two-layer linear network; its
 landscape object provides ``draw_inputs(gen, B)`` and ``minibatch_gradient(W, X)``), the
-stochastic gradient is the gradient of the loss on B = ``minibatch_size`` fresh inputs
-x ~ N(0, I_n) with noiseless targets y = S x. For the linear network, with P = W_2 W_1,
+stochastic gradient is the gradient of the loss on B = ``minibatch_size`` inputs with
+noiseless targets y = S x:
+
+- ``samples = 0`` (online SGD): B fresh inputs x ~ N(0, I_n) every step; the landscape is
+  the population loss;
+- ``samples = N > 0``: B rows picked uniformly with replacement from the landscape's data
+  set X (N inputs drawn once per landscape seed); the landscape is the empirical loss on X.
+
+For the linear network, with P = W_2 W_1 and X_B the (B, n) batch,
 
 .. math::
 
-    G_B = (P - S) \frac{X^\top X}{B}, \qquad dW_1 = W_2^\top G_B, \qquad dW_2 = G_B W_1^\top,
+    G_B = (P - S) \frac{X_B^\top X_B}{B}, \qquad dW_1 = W_2^\top G_B, \qquad dW_2 = G_B W_1^\top,
 
-and Xi = (dW_1, dW_2) - grad f(W): the loss and the escape criteria stay full-batch. Xi is
-state-dependent: E Xi = 0 and its covariance is that of one sample's gradient divided by B.
-At the origin it is exactly zero (each layer's gradient carries the other layer as a
-factor), so a run must not start exactly at the saddle to move at all.
+and Xi = (dW_1, dW_2) - grad f(W): the loss and the escape criteria stay full-batch (on the
+population or the whole data set). E X_B^T X_B / B is I, or Sigma-hat = X^T X / N, so
+E Xi = 0 either way. Xi is state-dependent: its covariance is that of one sample's gradient
+divided by B. At the origin it is exactly zero (each layer's gradient carries the other
+layer as a factor), so a run must not start exactly at the saddle to move at all (the
+linear network's default is ``init = "random"``). Full batch is noise ``none``.
 
-Only fresh data every step is modelled (online SGD, ``samples = 0``); a finite data set
-(N inputs drawn once, epochs over them) is future work. The inputs come from the run's
-noise stream at the step (generator sub-stream 0). The numba kernels do not run it, and
-the theory's noise facts are unknown here (infinite).
+The inputs or row indices come from the run's noise stream at the step (generator
+sub-stream 0 for normals, 2 for the indices). The numba kernels do not run it, and the
+theory's noise facts are unknown here (infinite).
 """
 
 from __future__ import annotations
@@ -35,14 +43,16 @@ from ._spec import NoiseSpec, register
 __all__ = ["Minibatch", "MINIBATCH_SIZE"]
 
 MINIBATCH_SIZE = int_field("minibatch_size", 16, "minibatch: inputs per step (fresh "
-                           "N(0, I) inputs every step; needs a landscape with minibatch "
+                           "N(0, I) inputs with samples = 0, else rows picked with "
+                           "replacement from the data set; needs a landscape with minibatch "
                            "gradients, e.g. linear_network)", "noise", lo=1, hi=2**20)
 
 
 @register
 class Minibatch(NoiseSpec):
     name = "minibatch"
-    summary = "online SGD: the gradient on B fresh Gaussian inputs (linear_network)"
+    summary = ("SGD: the gradient on B fresh Gaussian inputs or B rows of the data set "
+               "(linear_network)")
     fields = (MINIBATCH_SIZE,)
     static = ("minibatch_size",)
     state_dependent = True
