@@ -199,3 +199,23 @@ def test_edge_rows_carry_the_edge_and_whether_it_is_capped(tmp_path, monkeypatch
     assert not edge["edge_capped"].any() and (edge["edge_lr"] == edge["learning_rate"]).all()
     assert (edge["edge_lr"] > 0.2).all()
     assert (df["lr_norm"] == "none").all()
+
+
+def test_one_edge_search_serves_every_landscape_draw(tmp_path, monkeypatch):
+    """The protocol sets the rate per condition and D: the edge is searched on the first
+    draw and every draw of the point runs at it."""
+    probes = []
+
+    def spy(config, grid, **kw):
+        probes.append(config.landscape_seed)
+        return find_stability_edge(config, grid, ceiling=64.0, **kw)
+
+    monkeypatch.setattr(runner_mod, "find_stability_edge", spy)
+    spec = parse_spec(dict(SMALL, optimizer="sgd", m=8, n=8, bulk_scale=1.0, radius=1e6,
+                           learning_rate=0.1, lr_protocol="stability_edge", edge_grid=[1, 2],
+                           landscape_seed=5, landscape_draws=3))
+    run_sweep(spec, tmp_path)
+    df = Store(tmp_path).runs()
+    assert probes == [5]
+    assert sorted(df["landscape_seed"].unique()) == [5, 6, 7]
+    assert df["learning_rate"].nunique() == 1 and not df["edge_capped"].any()

@@ -104,7 +104,8 @@ def plan_runs(spec: SweepSpec, store: Store | None = None, log=None) -> list[Run
     runs: list[Run] = []
     for point in spec.points:
         proto = point.lr_protocol
-        for cfg, k, info in _protocol_configs(point.config, proto, spec, store, log):
+        for cfg, k, info in _protocol_configs(point.config, proto, spec, store, log,
+                                              _first_draw(point)):
             if proto == "stability_edge":
                 _check_distinct(seen, cfg, proto)
             for seed in point.config.seed_list:
@@ -134,10 +135,21 @@ def _check_distinct(seen: dict[str, str], cfg: Config, proto: str) -> None:
             f'= "{cfg.optimizer}", lr_protocol = "{proto}" }}])')
 
 
+def _first_draw(point) -> Config:
+    """The point's config on the first of its landscape draws (itself without draws)."""
+    c = point.config
+    if point.landscape_draw is None:
+        return c
+    return c.replace(landscape_seed=c.landscape_seed - point.landscape_draw)
+
+
 def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | None,
-                      log) -> list[tuple[Config, float, tuple]]:
+                      log, edge_config: Config | None = None
+                      ) -> list[tuple[Config, float, tuple]]:
     """The (config, learning-rate multiplier, row info) triples that ``proto`` runs for the
-    point ``c``."""
+    point ``c``. A protocol sets the rate per condition and D, not per landscape draw: the
+    stability edge is searched on ``edge_config`` (the point's first draw) and used by every
+    draw, as ``tuned`` keeps one rate for all draws."""
     if proto == "fixed":
         return [(c, 1.0, _info(c.learning_rate))]
     if proto in MATCHED:
@@ -149,12 +161,13 @@ def _protocol_configs(c: Config, proto: str, spec: SweepSpec, store: Store | Non
         return [(c.replace(learning_rate=c.learning_rate * k), k,
                  _info(c.learning_rate, lr_grid=grid)) for k in spec.lr_grid]
     # stability_edge
-    key = _hash(dict(c=c.config_hash(), grid=list(spec.edge_grid), search=_EDGE_SEARCH))
+    probe = edge_config or c
+    key = _hash(dict(c=probe.config_hash(), grid=list(spec.edge_grid), search=_EDGE_SEARCH))
     edge = store.read_json(key) if store is not None else None
     if edge is None:
         if log is not None:
             log(f"stability edge: {c.optimizer} {c.m}x{c.n}")
-        edge = find_stability_edge(c, spec.edge_grid)
+        edge = find_stability_edge(probe, spec.edge_grid)
         if store is not None:
             store.write_json(key, edge)
     if edge["edge_lr"] is None:
