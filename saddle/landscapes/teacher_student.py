@@ -159,7 +159,8 @@ class TeacherStudentSaddle(AbstractLandscape):
 
     def value_and_grad_with_coordinates(self, W):
         value, grad = jax.value_and_grad(self.loss)(W)
-        return value - self.level, grad, self.direction_coordinates(W)
+        X = jax.tree.map(jnp.subtract, W, self.saddle_point)
+        return value - self.level, grad, self.direction_coordinates(X)
 
     def draw_inputs(self, gen, batch: int) -> jax.Array:
         """``batch`` inputs as rows: fresh x ~ N(0, I_n), or rows picked from the data set."""
@@ -260,20 +261,20 @@ def _one_unit(loss, n: int):
 
 def _newton(fun, p0: np.ndarray, steps: int = 50) -> np.ndarray:
     """Newton's method for a minimum of fun from p0 (backtracking, a shift if not convex)."""
-    g = jax.jit(jax.grad(fun))
-    p = np.asarray(p0, float)
+    value, grad, hess = jax.jit(fun), jax.jit(jax.grad(fun)), jax.jit(jax.hessian(fun))
+    p = jnp.asarray(p0, jnp.float64)
     for _ in range(steps):
-        grad = np.asarray(g(jnp.asarray(p)))
-        if np.linalg.norm(grad) < 1e-14:
+        g = np.asarray(grad(p))
+        if np.linalg.norm(g) < 1e-14:
             break
-        H = _dense_hessian(lambda d, p=p: fun(jnp.asarray(p) + d), p.size)
+        H = np.asarray(hess(p))
         lo = np.linalg.eigvalsh(H)[0]
-        step = np.linalg.solve(H + max(0.0, 1e-8 - lo) * np.eye(p.size), grad)
-        t, f0 = 1.0, float(fun(jnp.asarray(p)))
-        while t > 1e-6 and float(fun(jnp.asarray(p - t * step))) > f0:
+        step = jnp.asarray(np.linalg.solve(H + max(0.0, 1e-8 - lo) * np.eye(p.size), g))
+        t, f0 = 1.0, float(value(p))
+        while t > 1e-6 and float(value(p - t * step)) > f0:
             t /= 2
         p = p - t * step
-    return p
+    return np.asarray(p)
 
 
 def symmetric_plateau(config, B1, B2, X) -> tuple[np.ndarray, np.ndarray, float]:
