@@ -155,15 +155,19 @@ def test_plateau_is_a_symmetric_critical_point_with_negative_curvature(samples):
     assert np.linalg.eigvalsh(S.T @ H @ S)[0] > 1e-6
 
 
-def test_escape_coordinates_are_orthonormal_in_the_plateau_block():
-    c = _config(m=3, escape_rank=3, width=5)
+@pytest.mark.parametrize("extra", [dict(m=3, width=5, escape_rank=3),  # one eigenvector z
+                                   dict(m=5, width=3, escape_rank=5, samples=200)])  # three
+def test_escape_coordinates_are_dual_to_the_escape_directions(extra):
+    """E_i = u_j (x) z_l, i = l (h - 1) + j: orthonormal, and a(E_i) = e_i."""
+    c = _config(**extra)
+    r = c.escape_rank
     L = make_landscape(c)
-    Es = [np.asarray(ravel_pytree(L.escape_direction(i))[0]) for i in range(3)]
-    np.testing.assert_allclose(np.array(Es) @ np.array(Es).T, np.eye(3), atol=1e-13)
+    Es = [np.asarray(ravel_pytree(L.escape_direction(i))[0]) for i in range(r)]
+    np.testing.assert_allclose(np.array(Es) @ np.array(Es).T, np.eye(r), atol=1e-13)
     unravel = ravel_pytree(L.saddle_point)[1]
+    coords = jax.jit(L.direction_coordinates)
     for i, E in enumerate(Es):
-        np.testing.assert_allclose(L.direction_coordinates(unravel(jnp.asarray(E))),
-                                   np.eye(3)[i], atol=1e-13)
+        np.testing.assert_allclose(coords(unravel(jnp.asarray(E))), np.eye(r)[i], atol=1e-13)
 
 
 # --- minibatches ---------------------------------------------------------------------------
