@@ -15,9 +15,13 @@ from scipy.special import erf as np_erf
 
 from saddle import Config, ConfigError
 from saddle.landscapes import make_landscape
-from saddle.landscapes.teacher_student import (empirical_loss, plateau_arrays,
-                                               population_loss, population_level,
-                                               teacher_weights)
+from saddle.landscapes.teacher_student import (
+    empirical_loss,
+    plateau_arrays,
+    population_level,
+    population_loss,
+    teacher_weights,
+)
 from saddle.simulate import simulate
 
 SMALL = dict(landscape="teacher_student", m=1, n=8, width=4, teacher_width=2,

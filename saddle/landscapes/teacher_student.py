@@ -66,7 +66,8 @@ from .base import AbstractLandscape
 from .linear_network import LinearNetworkSpec
 
 __all__ = ["TeacherStudentSaddle", "TeacherStudentSpec", "population_loss", "empirical_loss",
-           "symmetric_plateau", "teacher_weights", "helmert"]
+           "symmetric_plateau", "teacher_weights", "helmert", "population_level",
+           "plateau_arrays"]
 
 _HI = jax.lax.Precision.HIGHEST
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
