@@ -347,6 +347,10 @@ ACTIVATION = choice_field("activation", "erf", ("erf",), "teacher_student: hidde
                           "g(z) = erf(z/sqrt 2) (closed-form population loss)", _LS)
 
 
+# The fraction of the plateau-to-solution loss gap whose descent counts as the escape.
+LOSS_DROP_FRACTION = 0.5
+
+
 @register
 class TeacherStudentSpec(LandscapeSpec):
     name = "teacher_student"
@@ -354,6 +358,16 @@ class TeacherStudentSpec(LandscapeSpec):
     fields = (WIDTH, TEACHER_WIDTH, ACTIVATION, TEACHER_SCALE, SAMPLES)
     static = ("activation", "samples")
     minibatch = True  # TeacherStudentSaddle.minibatch_gradient
+    # Core defaults while this family is chosen (saddle.config.core_defaults): start at the
+    # plateau point plus a small random perturbation (exactly at it nothing moves without
+    # noise), and count an escape by the loss; loss_drop None is derived in normalize.
+    defaults = {"init": "random", "escape": "loss", "loss_drop": None}
+
+    def normalize(self, values):
+        """A loss_drop not given is LOSS_DROP_FRACTION of the plateau's loss above the
+        solution: the run has left the plateau."""
+        if values["loss_drop"] is None:
+            values["loss_drop"] = LOSS_DROP_FRACTION * population_level(values)
 
     def static_key(self, config) -> tuple:
         return (("shape", (config.m, config.n, config.width, config.teacher_width)),
