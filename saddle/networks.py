@@ -253,3 +253,146 @@ def predict(config: Config, seeds: int | None = 4, noise: str | None = None,
     return dict(equivalent=eq, theory=theory_values(eq),
                 gd=gd_plateau(config) if plain_gd else None,
                 equivalent_measured=measure(eq, seeds) if run else None)
+
+
+# --- the networks experiment's analysis (used by saddle.reproduce) ---------------------------
+# Frames are stored result rows with a ``method`` column (the report's optimizer label).
+
+KEYS = ["method", "noise", "width", "D"]
+
+
+def equivalent_points(spec):
+    """The spectral equivalents of a network sweep's points, as a sweep spec
+    (``<name>_equivalent``) with the same seeds and each point's labels."""
+    from .sweep.spec import Point, SweepSpec
+
+    points = [Point(config=spectral_equivalent(p.config), lr_protocol="fixed", labels=p.labels)
+              for p in spec.points]
+    return SweepSpec(name=f"{spec.name}_equivalent", points=points, seeds=spec.seeds,
+                     source=dict(description="spectral equivalents of " + spec.name))
+
+
+def attach_network_keys(net, eq):
+    """The rows of ``eq`` (stored equivalent runs) that are the equivalent of a condition in
+    ``net``, with that condition's method, noise and width (matched by config hash)."""
+    import pandas as pd
+
+    from .records import config_from_row
+
+    if net.empty or eq.empty:
+        return pd.DataFrame(columns=[*KEYS, "escaped"])
+    owner = {}
+    for _, g in net.groupby("config_hash", sort=False):
+        r = g.iloc[0]
+        h = spectral_equivalent(config_from_row(r)).config_hash()
+        owner[h] = dict(method=r["method"], noise=r["noise"], width=int(r["width"]))
+    eq = eq[eq["config_hash"].isin(owner)].copy()
+    for k in ("method", "noise", "width"):
+        eq[k] = [owner[h][k] for h in eq["config_hash"]]
+    return eq
+
+
+def _medians(df, prefix: str):
+    from .analysis import summarize
+
+    if df.empty:
+        return None
+    s = summarize(df, by=KEYS)
+    cols = dict(median=f"{prefix}median", median_low=f"{prefix}low",
+                median_high=f"{prefix}high", escaped=f"{prefix}escaped")
+    return s[[*KEYS, "runs", *cols]].rename(columns=cols)
+
+
+def _predictions(net):
+    """Per network condition: the GD plateau crossing (plain SGD) and the first escape-time
+    estimate of the theory that applies to the equivalent with its assumptions holding."""
+    import pandas as pd
+
+    from .records import config_from_row
+
+    rows = []
+    for _, g in net.groupby(KEYS, sort=False):
+        cfg = config_from_row(g.iloc[0])
+        p = predict(cfg, run=False)
+        held = [t for t in p["theory"] if t["assumptions_hold"] and t["value"] is not None]
+        rows.append(dict(zip(KEYS, g.iloc[0][KEYS], strict=True),
+                         gd_flow=p["gd"]["crossing_steps"] if p["gd"] else None,
+                         theory=held[0]["value"] if held else None,
+                         theory_result=held[0]["name"] if held else ""))
+    return pd.DataFrame(rows)
+
+
+def comparison_table(net, eq):
+    """Per (method, noise, width, D): the network's KM median (95% CI) beside the measured KM
+    median of its spectral equivalent (eq_median), their ratio, the gradient-flow crossing
+    time (gd_flow, plain SGD) and the theory's estimate for the equivalent (theory)."""
+    import pandas as pd
+
+    if net.empty:
+        return pd.DataFrame()
+    out = _medians(net, "")
+    eqm = _medians(attach_network_keys(net, eq), "eq_")
+    if eqm is not None:
+        out = out.merge(eqm.drop(columns=["runs"]), on=KEYS, how="left")
+    else:
+        out = out.assign(eq_median=math.nan, eq_low=math.nan, eq_high=math.nan)
+    out = out.merge(_predictions(net), on=KEYS, how="left")
+    out["ratio"] = out["median"] / out["eq_median"]
+    return out.sort_values(["noise", "method", "D"]).reset_index(drop=True)
+
+
+def exponents(net, eq):
+    """Dimension exponents against D per (method, noise): the network's and its equivalent's
+    (censored AFT fits, :func:`saddle.analysis.exponent_table`), side by side."""
+    import pandas as pd
+
+    from .analysis import exponent_table
+
+    cols = ["method", "noise", "exponent", "low", "high", "dims", "censored_frac"]
+    e = exponent_table(net, by=["method", "noise"]) if not net.empty else pd.DataFrame()
+    if e.empty:
+        return pd.DataFrame()
+    e = e[[c for c in cols if c in e.columns]]
+    q = attach_network_keys(net, eq)
+    f = exponent_table(q, by=["method", "noise"]) if not q.empty else pd.DataFrame()
+    if f.empty:
+        return e.assign(eq_exponent=math.nan, eq_low=math.nan, eq_high=math.nan)
+    f = f[["method", "noise", "exponent", "low", "high"]].rename(
+        columns=dict(exponent="eq_exponent", low="eq_low", high="eq_high"))
+    return e.merge(f, on=["method", "noise"], how="left")
+
+
+def _order(g, col: str) -> tuple:
+    """Methods by escape time (a median beyond the budget counts as slowest, ties by name)."""
+    v = g[col].astype(float).fillna(math.inf)
+    return tuple(m for _, m in sorted(zip(v, g["method"], strict=True)))
+
+
+def carry_over(table, exps) -> list[str]:
+    """The "what carries over" sentences, computed from the comparison and exponent tables."""
+    if table.empty or table["eq_median"].isna().all():
+        return ["No equivalent runs are stored: nothing to compare."]
+    lines = []
+    for noise, gn in table.groupby("noise"):
+        same = [int(w) for w, g in gn.groupby("width") if _order(g, "median") ==
+                _order(g, "eq_median")]
+        widths = sorted(int(w) for w in gn["width"].unique())
+        lines.append(f"{noise}: the ordering of optimizers by KM median escape time is the same "
+                     f"on the network and on its spectral equivalent at {len(same)} of "
+                     f"{len(widths)} widths" + (f" (h = {', '.join(map(str, same))})"
+                                                if same else "") + ".")
+    r = table["ratio"].astype(float)
+    r = r[r.notna() & (r > 0) & r.map(math.isfinite)]
+    if len(r):
+        worst = table.loc[(r.map(math.log).abs()).idxmax()]
+        lines.append(f"Network median ÷ equivalent median: median {r.median():.2f} over "
+                     f"{len(r)} cells, range [{r.min():.2f}, {r.max():.2f}]; farthest from 1: "
+                     f"{worst['method']} {worst['noise']} h = {int(worst['width'])} "
+                     f"({worst['ratio']:.2f}).")
+    if not exps.empty and "eq_low" in exps.columns:
+        ok = [f"{e.method}/{e.noise}" for e in exps.itertuples()
+              if max(e.low, e.eq_low) <= min(e.high, e.eq_high)]
+        lines.append(f"Dimension exponents: the network's and the equivalent's 95% CIs overlap "
+                     f"for {len(ok)} of {len(exps)} (method, noise) series"
+                     + (f" ({', '.join(ok)})" if ok else "") + ".")
+    return lines
