@@ -67,8 +67,9 @@ from .optimizers._baselines import SGDSpec
 from .registry import NOISES, OPTIMIZERS
 
 __all__ = ["spectral_equivalent", "predict", "gd_plateau", "minibatch_entry_std",
-           "initial_overlap", "equivalent_loss_drop", "theory_values", "projection_twin", "measure", "FLAT_BULK",
-           "CARRIED"]
+           "initial_overlap", "equivalent_loss_drop", "theory_values", "projection_twin",
+           "measure", "equivalent_points", "comparison_table", "exponents", "carry_over",
+           "FLAT_BULK", "CARRIED"]
 
 FLAT_BULK = 1e-6  # the equivalent's bulk eigenvalue, relative to s_1 (spectral needs > 0)
 
