@@ -24,7 +24,12 @@ from .records import config_from_row
 __all__ = ["EXPERIMENTS", "spec_path", "run_experiments", "analyse", "write_report",
            "bound_checks", "verdicts", "config_from_row", "ballistic_fit"]
 
-EXPERIMENTS = ("dimension", "gap", "coherence", "trajectories", "ns_vs_polar", "bounds")
+EXPERIMENTS = ("dimension", "gap", "coherence", "trajectories", "ns_vs_polar", "bounds",
+               "networks")
+# Network experiments: their runs are reported in their own section (not in the spectral
+# settings, shapes and verdicts), beside their spectral equivalents, stored under
+# results/<name>_equivalent (see saddle.networks).
+NETWORK_EXPERIMENTS = ("networks",)
 
 # Verdict rules (also printed in the report).
 FLAT_B = 0.15  # |b| below this, with the whole CI inside (-FLAT_B, FLAT_B): dimension-free
@@ -58,9 +63,21 @@ def run_experiments(out: Path, quick: bool, names=EXPERIMENTS, progress=None, lo
             on_start, on_progress = progress(name)
         rep = run_sweep(spec, out / "results" / name, on_start=on_start,
                         on_progress=on_progress, log=log)
+        if name in NETWORK_EXPERIMENTS:
+            _run_equivalents(spec, out, log)
         reports[name] = dict(rep.as_dict(), wall_s=time.perf_counter() - t0,
                              description=spec.source.get("description", ""))
     return reports
+
+
+def _run_equivalents(spec, out: Path, log=None) -> None:
+    """Run (or resume) the spectral equivalents of a network sweep's points into
+    ``out/results/<name>_equivalent``."""
+    from .networks import equivalent_points
+    from .sweep import run_sweep
+
+    eq = equivalent_points(spec)
+    run_sweep(eq, out / "results" / eq.name, log=log)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -623,7 +640,29 @@ def analyse(out: Path) -> dict:
     checks = bound_checks(frames)
     v = verdicts(exps, traj, drift, gaps)
     return dict(frames=frames, traces=traces, exponents=exps, ns_exponents=ns_exps,
-                trajectories=traj, drift=drift, gaps=gaps, bound_checks=checks, verdicts=v)
+                trajectories=traj, drift=drift, gaps=gaps, bound_checks=checks, verdicts=v,
+                networks=networks_analysis(out, frames))
+
+
+def networks_analysis(out: Path, frames: dict) -> dict:
+    """Per network experiment: its comparison table (network against spectral equivalent),
+    exponents and the "what carries over" lines; empty when its results are absent."""
+    from . import networks
+    from .sweep.store import Store
+
+    res = {}
+    for name in NETWORK_EXPERIMENTS:
+        net = frames.get(name, pd.DataFrame())
+        if net.empty:
+            continue
+        store = Store(out / "results" / f"{name}_equivalent")
+        eq = store.runs() if store.runs_dir.exists() else pd.DataFrame()
+        net, eq = _with_label(net), (_with_label(eq) if not eq.empty else eq)
+        table = networks.comparison_table(net, eq)
+        exps = networks.exponents(net, eq)
+        res[name] = dict(runs=net, equivalents=eq, table=table, exponents=exps,
+                         carry_over=networks.carry_over(table, exps))
+    return res
 
 
 def _mark_capped(exps: pd.DataFrame, runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -705,6 +744,8 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
         f = _bounds_figure(out, a)
         if f:
             figs.append(f)
+    for name, res in a.get("networks", {}).items():
+        figs.append(_networks_figure(out, name, res["table"]))
     return figs
 
 
@@ -874,6 +915,7 @@ def _report_head(a: dict, run_info: dict, quick: bool) -> list[str]:
     lines.append(md_table(pd.DataFrame(rows), 1))
     lines.append("\n*wall_s: seconds this invocation spent on the experiment (a resumed run only "
                  "counts the runs it had left).*\n")
+    spectral = {k: v for k, v in a["frames"].items() if k not in NETWORK_EXPERIMENTS}
     lines.append("### Settings\n")
     lines.append("Read from the stored runs. Methods: `muon-ns` is Muon with 5-step "
                  "Newton–Schulz orthogonalization, `muon-polar` Muon with the exact polar "
@@ -881,10 +923,11 @@ def _report_head(a: dict, run_info: dict, quick: bool) -> list[str]:
                  "which a run that has not escaped is censored. seeds: seeds per condition "
                  "and draw; draws: landscape draws (landscape_seed values); streams: the "
                  "noise design (see Definitions).\n")
-    lines.append(md_table(settings_table(a["frames"])))
+    lines.append(md_table(settings_table(spectral)))
     lines.append("\n### Shapes\n")
-    lines.append("Every shape m×n that ran, per experiment.\n")
-    lines.append(md_table(shapes_table(a["frames"]), 2))
+    lines.append("Every shape m×n that ran, per spectral experiment (network experiments: "
+                 "their own section).\n")
+    lines.append(md_table(shapes_table(spectral), 2))
     return lines
 
 
@@ -1011,7 +1054,7 @@ def _exponent_columns(e: pd.DataFrame, keys=("method", "lr_protocol", "noise", "
 
 def write_report(out: Path, a: dict, figures, run_info: dict, quick: bool) -> Path:
     lines = (_report_head(a, run_info, quick) + _report_definitions() + _report_verdicts(a)
-             + _report_measurements(a))
+             + _report_measurements(a) + _report_networks(a))
     lines.append("\n## Figures\n")
     for fname, caption in figures:
         lines.append(f"![{fname}]({fname})\n")
@@ -1037,3 +1080,91 @@ def _description(name: str) -> str:
 
     with open(spec_path(name), "rb") as f:
         return str(tomllib.load(f).get("description", ""))
+
+
+# --- network experiments ------------------------------------------------------------------------
+
+_NET_COLUMNS = ["method", "noise", "width", "D", "runs", "escaped", "median", "low", "high",
+                "eq_median", "ratio", "gd_flow", "theory", "theory_result"]
+
+
+def _report_networks(a: dict) -> list[str]:
+    """The network experiments' section: the bridge, the comparison, the exponents and what
+    carries over (nothing when no network results are stored)."""
+    lines: list[str] = []
+    for name, res in a.get("networks", {}).items():
+        lines.append(f"\n## Linear network against its spectral equivalent: {name}\n")
+        lines.append(
+            "Measured: the two-layer linear network's escape from its origin (loss criterion) "
+            "and, beside it, the measured escape of its local spectral model "
+            "(`saddle.networks.spectral_equivalent`: the same D, γ = s₁, one escape mode "
+            "whose start is the h hidden units' |x|, a flat bulk, minibatch noise replaced by "
+            "isotropic noise of the start's per-entry scale; stored under "
+            f"`results/{name}_equivalent`). Theory: gd_flow, the gradient-flow time of "
+            "science.md §1 to the loss criterion (plain SGD only), and theory, the first "
+            "escape-time estimate of `saddle/theory/` whose assumptions hold for the "
+            "equivalent (theory_result names it). These exponents and orderings are about the "
+            "network, and do not enter the verdicts on C1–C4 above.\n")
+        lines.append("### Escape time per width (measured, with predictions)\n")
+        lines.append("median, low, high: the network's KM median and 95% CI (— : beyond the "
+                     "budget); eq_median: the equivalent's KM median; ratio = median ÷ "
+                     "eq_median.\n")
+        t = res["table"]
+        lines.append(md_table(t[[c for c in _NET_COLUMNS if c in t.columns]], 1))
+        lines.append("\n### Dimension exponents against D = h(m + n) (measured)\n")
+        lines.append("Censored log-normal AFT fits per (method, noise), the network's and its "
+                     "equivalent's (eq_*), 95% bootstrap CIs.\n")
+        lines.append(md_table(res["exponents"]))
+        lines.append("\n### What carries over (computed from the tables above)\n")
+        lines.extend(f"- {line}" for line in res["carry_over"])
+        lines.append("")
+    return lines
+
+
+def _networks_figure(out: Path, name: str, table: pd.DataFrame) -> tuple[str, str]:
+    """KM median τ against D per method, one panel per noise: the network measured (markers,
+    95% CI), its spectral equivalent measured (dotted), gradient flow (dash-dot, SGD)."""
+    from .plots import _plt, save, series_style
+
+    plt = _plt()
+    noises = sorted(table["noise"].unique())
+    fig, axes = plt.subplots(1, len(noises), figsize=(5.2 * len(noises), 4.2), squeeze=False)
+    methods = sorted(table["method"].unique())
+    for ax, noise in zip(axes[0], noises, strict=True):
+        for i, method in enumerate(methods):
+            g = table[(table["noise"] == noise) & (table["method"] == method)].sort_values("D")
+            if g.empty:
+                continue
+            st = series_style(i)
+            med = g["median"].to_numpy(float)
+            err = np.vstack([med - g["low"].to_numpy(float),
+                             np.nan_to_num(g["high"].to_numpy(float) - med)])
+            ax.errorbar(g["D"], med, yerr=np.nan_to_num(err), color=st["color"],
+                        marker=st["marker"], capsize=3, ms=4, lw=1.2, label=f"{method} network")
+            ax.plot(g["D"], g["eq_median"].astype(float), ls=":", color=st["color"], lw=1.4,
+                    label=f"{method} spectral equivalent")
+            if g["gd_flow"].notna().any():
+                ax.plot(g["D"], g["gd_flow"].astype(float), ls="-.", color="k", lw=0.8,
+                        label=f"{method}: gradient flow (theory)")
+        ax.set_xscale("log")
+        _log_if_positive(ax)
+        ax.set_xlabel("D = h(m + n)")
+        ax.set_ylabel("escape time (steps): KM median")
+        ax.set_title(f"{name}: noise {noise}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fname = f"{name}.png"
+    save(fig, out / fname)
+    return (fname, "Measured: the linear network's KM median escape time (95% CI) against "
+            "D = h(m + n) per method (markers, solid); dotted: the measured KM median of its "
+            "spectral equivalent (the local spectral model, saddle.networks); dash-dot: the "
+            "gradient-flow time to the loss criterion (theory, plain SGD). Medians beyond the "
+            "budget are not drawn.")
+
+
+def _log_if_positive(ax) -> None:
+    ys = [y for line in ax.get_lines() for y in np.asarray(line.get_ydata(), float)]
+    ys = [y for y in ys if math.isfinite(y)]
+    if ys and min(ys) > 0:
+        ax.set_yscale("log")
