@@ -181,7 +181,8 @@ def test_issue_cli_command_honours_an_explicit_saddle_init(capsys):
 
 def test_a_landscape_without_minibatch_gradients_is_refused_in_one_line(capsys):
     with pytest.raises(ConfigError, match=r"^noise: got 'minibatch'; allowed: a landscape "
-                                          r"with minibatch gradients \(linear_network\)"):
+                                          r"with minibatch gradients \(linear_network, "
+                                          r"teacher_student\)"):
         Config.from_dict(landscape="spectral", noise="minibatch")
     argv = ["run", "--landscape", "spectral", "--noise", "minibatch", "--quiet"]
     assert cli.main(argv) != 0

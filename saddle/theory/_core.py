@@ -86,7 +86,9 @@ class Assumption:
     def holds(self, obj: Any) -> bool:
         try:
             return bool(self.check(obj))
-        except (ValueError, ZeroDivisionError, OverflowError):
+        # TypeError: the check read a field that does not apply to this config (None, e.g.
+        # radius under the loss criterion), so the assumption cannot hold.
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
             return False
 
 
