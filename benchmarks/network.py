@@ -12,8 +12,9 @@
 3. ``optax+stop``: the same with the escape test and early exit a user would add, a
    ``lax.while_loop`` per seed that ends once the loss has dropped by ``loss_drop`` (under
    ``vmap`` JAX runs it until every seed has stopped and freezes the stopped ones by
-   selects, as the engine does). This does the engine's work per step except its
-   divergence and signal-lost checks: the fairer floor.
+   selects, as the engine does), and SGD keeps a momentum buffer (``momentum = 0``) as the
+   engine's SGD does. This does the engine's work per step except its divergence and
+   signal-lost checks: the fairer floor.
 
 Both start at the same small random init scale and use learning rates small enough that no
 run escapes, so every loop does exactly T steps. Compile time is excluded (median of
@@ -68,19 +69,23 @@ def time_engine(config: Config, repeats: int = 3) -> float:
                        repeats, warmup=0)
 
 
-def _optax(config: Config):
+def _optax(config: Config, same_work: bool = False):
+    """The optax optimizer; ``same_work``: SGD keeps a momentum buffer even at momentum 0,
+    as the engine's SGD does (its momentum is a per-run scalar, so one program serves
+    every momentum)."""
     c = config
     if c.optimizer == "adamw":
         return optax.adamw(c.learning_rate, b1=c.b1, b2=c.b2, eps=c.eps,
                            weight_decay=c.weight_decay)
-    return optax.sgd(c.learning_rate)
+    return optax.sgd(c.learning_rate, momentum=c.momentum if same_work else None)
 
 
 def time_optax(config: Config, stop: bool = False, repeats: int = 3) -> float:
     """Seconds for the plain optax loop over the same seeds and steps (median after a
-    compiling call); ``stop``: with the loss-drop escape test and early exit."""
+    compiling call); ``stop``: with the loss-drop escape test and early exit, and SGD's
+    momentum buffer (the engine's work per step but its divergence and signal-lost checks)."""
     L = make_landscape(config)
-    S, tx, zero, steps = L.S, _optax(config), L.saddle_point, config.max_steps
+    S, tx, zero, steps = L.S, _optax(config, stop), L.saddle_point, config.max_steps
     drop = config.loss_drop
 
     def loss(W):

@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")
     p.add_argument("--sections", default=None,
-                   help="which sections to run: any of ABCDGN (default: ABCDN on a CPU, G on a GPU)")
+                   help="which sections to run: any of ABCDGN (default: ABCDN on a CPU, G on a "
+                   "GPU)")
     p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
                    help="where to write the JSON (default: benchmarks/results.json)")
     args = p.parse_args(argv)

@@ -27,8 +27,8 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")
     p.add_argument("--sections", default=None,
-                   help="which sections to run: any letters of ABCDGN, e.g. AB (default: ABCDN on a "
-                   "CPU, G on a GPU; see below)")
+                   help="which sections to run: any letters of ABCDGN, e.g. AB (default: ABCDN on "
+                   "a CPU, G on a GPU; see below)")
     p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
                    help="where to write the JSON")
     p.set_defaults(func=cmd_bench)
