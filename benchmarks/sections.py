@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SECTIONS = "ABCDG"
+SECTIONS = "ABCDGN"
 
 
 def parse_sections(text: str | None) -> str | None:

@@ -16,8 +16,11 @@ D. Engine steps/s for one run of every optimizer at n in {64, 256, 1024}, and co
    per configuration structure.
 G. On a GPU: the Muon step at n up to 4096 against optax (float32) and torch (bf16), the
    element-wise updates against the copy bandwidth, engine steps/s (:mod:`benchmarks.gpu`).
+N. Network landscapes: the linear network's engine steps/s against a plain optax loop of
+   the same model and one with the escape test and early exit, AdamW and SGD, batched over
+   seeds, at widths 128 and 1024 (:mod:`benchmarks.network`).
 
-By default the CPU sections (ABCD) run on a CPU and section G runs on a GPU.
+By default the CPU sections (ABCDN) run on a CPU and section G runs on a GPU.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from saddle import Config, engine, prng
 
 from .common import BANDWIDTH_COLUMNS, bandwidth_cells, median_time, ms, section_table
 from .gpu import bench_gpu, print_gpu_table
+from .network import bench_network
 from .sections import parse_sections
 
 ELEMENTWISE = ("adamw", "sgd", "sign_descent", "normalized_gd", "mano")
@@ -259,7 +263,7 @@ def bench_engine(quick: bool) -> list[dict]:
 
 
 def default_sections() -> str:
-    return "G" if jax.default_backend() == "gpu" else "ABCD"
+    return "G" if jax.default_backend() == "gpu" else "ABCDN"
 
 
 def run(quick: bool = False, sections: str | None = None) -> dict:
@@ -276,7 +280,7 @@ def run(quick: bool = False, sections: str | None = None) -> dict:
     info["device_kind"] = jax.devices()[0].device_kind
     rows: list[dict] = []
     for sec, fn in (("A", bench_elementwise), ("B", bench_muon), ("C", bench_bandwidth),
-                    ("D", bench_engine), ("G", bench_gpu)):
+                    ("D", bench_engine), ("G", bench_gpu), ("N", bench_network)):
         if sec in sections:
             rows.extend(fn(quick))
     return dict(info=info, rows=rows)
@@ -316,6 +320,15 @@ def print_table(result: dict, console=None) -> None:
         lambda r: [r["optimizer"], str(r["n"]), r["basis"], r["backend"],
                    f"{r['steps_per_s']:.1f}", f"{r['compile_s']:.2f}"])
     print_gpu_table(rows, console, info.get("device_kind"))
+    section_table(
+        console, rows, "N", "N. Linear network (m = n = 16): engine against plain optax loops, "
+        "seed-steps/s",
+        ("optimizer", "width", "D", "seeds", "steps", "engine", "optax", "optax+stop",
+         "x optax", "x optax+stop"),
+        lambda r: [r["optimizer"], str(r["width"]), str(r["D"]), str(r["seeds"]),
+                   str(r["steps"]), f"{r['engine_steps_per_s']:.0f}",
+                   f"{r['optax_steps_per_s']:.0f}", f"{r['optax_stop_steps_per_s']:.0f}",
+                   f"{r['engine_over_optax']:.2f}", f"{r['engine_over_optax_stop']:.2f}"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")
     p.add_argument("--sections", default=None,
-                   help="which sections to run: any of ABCDG (default: ABCD on a CPU, G on a GPU)")
+                   help="which sections to run: any of ABCDGN (default: ABCDN on a CPU, G on a "
+                   "GPU)")
     p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
                    help="where to write the JSON (default: benchmarks/results.json)")
     args = p.parse_args(argv)

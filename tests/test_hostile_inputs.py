@@ -462,7 +462,7 @@ def test_bounds_prints_failing_assumptions_with_their_meaning(capsys):
      ["muon: learning_rate=0.02"]),
     (["results", "--help"], ["95%%"], ["95% CI"]),
     (["reproduce", "--help"], ["15 min"], ["3-10 min"]),
-    (["bench", "--help"], [], ["A  element-wise", "G  GPU only"]),
+    (["bench", "--help"], [], ["A  element-wise", "G  GPU only", "N  network landscapes"]),
 ])
 def test_help_texts(capsys, argv, bad, good):
     rc, out, _ = _call(capsys, argv)

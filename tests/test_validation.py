@@ -106,7 +106,7 @@ def test_bench_rejects_unknown_sections(sections):
     proc = subprocess.run([sys.executable, "-m", "saddle", "bench", "--sections", sections],
                           capture_output=True, text=True, timeout=60)
     assert_one_line_error(proc, "--sections")
-    assert "ABCDG" in proc.stderr
+    assert "ABCDGN" in proc.stderr
 
 
 def test_at_least_25_distinct_bad_inputs_are_covered():

@@ -14,7 +14,10 @@ SECTIONS_HELP = """sections:
      time per configuration structure
   G  GPU only: the Muon step at n up to 4096 against optax and torch, element-wise updates
      against the copy bandwidth, engine steps/s
-default: ABCD on a CPU, G on a GPU; --quick uses smaller sizes and fewer steps"""
+  N  network landscapes: engine steps/s against a plain optax loop of the same model (and
+     one with the escape test and early exit), AdamW and SGD, batched over seeds, at width
+     128 and 1024 (the linear network, m = n = 16)
+default: ABCDN on a CPU, G on a GPU; --quick uses smaller sizes and fewer steps"""
 
 
 def register(sub) -> None:
@@ -24,8 +27,8 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")
     p.add_argument("--sections", default=None,
-                   help="which sections to run: any letters of ABCDG, e.g. AB (default: ABCD on a "
-                   "CPU, G on a GPU; see below)")
+                   help="which sections to run: any letters of ABCDGN, e.g. AB (default: ABCDN on "
+                   "a CPU, G on a GPU; see below)")
     p.add_argument("--json", metavar="FILE", default="benchmarks/results.json",
                    help="where to write the JSON")
     p.set_defaults(func=cmd_bench)
