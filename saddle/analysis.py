@@ -76,14 +76,20 @@ def display_columns(df: pd.DataFrame, by: list[str]) -> list[str]:
 
 
 def times_and_events(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Escape times with censoring: censored and diverged runs count as censored at ``steps``.
+    """Escape times with censoring: a run that did not escape is censored at its budget.
 
-    A diverged run did not escape; it is censored at the step it diverged (it could not have
-    escaped later), never counted as an escape.
+    A censored run reached its budget (``steps`` = ``max_steps``). A diverged run blew up and
+    will never escape: it counts as a failure to escape within the budget, censored at
+    ``max_steps``, never at the step it diverged (that would take it out of the risk set as
+    if its future were unknown, and let the survivors' escapes set the median), and never
+    as an escape.
     """
     e = g["escaped"].to_numpy(bool)
     tau = g["escape_time"].astype("float64").fillna(0).to_numpy()
-    t = np.where(e, tau, g["steps"].to_numpy(float))
+    budget = (g["max_steps"] if "max_steps" in g.columns else g["steps"]).to_numpy(float)
+    diverged = (g["diverged"].fillna(False).to_numpy(bool) if "diverged" in g.columns
+                else np.zeros(len(g), bool))
+    t = np.where(e, tau, np.where(diverged, budget, g["steps"].to_numpy(float)))
     return t, e
 
 
@@ -160,10 +166,18 @@ def _group_values(g: pd.DataFrame, by: list[str]) -> dict:
 
 
 def _draws(g: pd.DataFrame) -> int:
-    """Distinct landscape draws among ``g``'s runs: declared draws, else landscape seeds."""
+    """Distinct landscapes among ``g``'s runs: its declared draws when they are distinct
+    landscapes (:func:`distinct_draws`), 1 when they are one; else its landscape seeds."""
     if DRAW in g.columns and g[DRAW].notna().any():
-        return int(g[DRAW].nunique())
+        return int(g[DRAW].nunique()) if distinct_draws(g) else 1
     return int(g["landscape_seed"].nunique()) if "landscape_seed" in g.columns else 1
+
+
+def _seeds(g: pd.DataFrame, draws: int) -> int:
+    """Runs per landscape: the distinct (landscape seed, seed) pairs over the draws."""
+    cols = [c for c in ("landscape_seed", "seed") if c in g.columns]
+    runs = len(g.drop_duplicates(cols)) if cols else len(g)
+    return max(1, runs // max(draws, 1))
 
 
 def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
@@ -184,10 +198,11 @@ def summarize(df: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
         if "D" in g.columns:
             row["D"] = int(g["D"].iloc[0])
         esc_times = g.loc[g["escaped"], "escape_time"].astype(float)
+        draws = _draws(g)
         row.update(
             runs=len(g),
-            draws=_draws(g),
-            seeds=int(g["seed"].nunique()) if "seed" in g.columns else len(g),
+            draws=draws,
+            seeds=_seeds(g, draws),
             escaped=int(e.sum()),
             censored=int((g["status"] == "censored").sum()),
             diverged=int(g["diverged"].sum()),
@@ -214,7 +229,8 @@ def _best_rate(g: pd.DataFrame) -> pd.Index:
     for k, gk in g.groupby(rate, dropna=False):
         t, e = times_and_events(gk)
         med = km_median(t, e).estimate
-        score = (med, -e.mean(), float(np.mean(t)), str(k))
+        key = tuple(float(v) for v in (k if isinstance(k, tuple) else (k,)))
+        score = (med, -e.mean(), float(np.mean(t)), key)
         if best_score is None or score < best_score:
             best, best_score = gk.index, score
     return best
@@ -241,56 +257,43 @@ def select_tuned(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rest, tuned.loc[keep]]).sort_values("run_id").reset_index(drop=True)
 
 
-def _fit_takes_clusters() -> bool:
-    """Whether :func:`saddle.stats.fit_exponent` accepts ``(times, escaped, clusters)``."""
-    from . import stats
+def distinct_draws(g: pd.DataFrame) -> bool:
+    """Whether ``g``'s declared landscape draws are distinct landscapes: the draws carry
+    ``landscape_draw`` and the landscape's seed changes it
+    (:meth:`~saddle.landscapes.LandscapeSpec.seed_matters`; a coherent spectral saddle with a
+    constant bulk has nothing to draw, so its "draws" are one landscape and their runs plain
+    seeds)."""
+    from .records import config_from_row
+    from .registry import LANDSCAPES
 
-    return "n_clusters" in getattr(stats.ExponentFit, "__dataclass_fields__", {})
+    if DRAW not in g.columns or not g[DRAW].notna().any():
+        return False
+    c = config_from_row(g.iloc[0])
+    return bool(LANDSCAPES[c.landscape].seed_matters(c))
 
 
-def _fit_samples(g: pd.DataFrame) -> dict[int, tuple]:
+def _fit_samples(g: pd.DataFrame, clustered: bool) -> dict[int, tuple]:
     """``{D: (times, escaped[, clusters])}``: clusters (the landscape draw of each run) where
-    the runs carry ``landscape_draw``."""
-    drawn = DRAW in g.columns and g[DRAW].notna().any()
+    the draws are distinct landscapes."""
     out = {}
     for D, gd in g.groupby("D"):
         t, e = times_and_events(gd)
-        if drawn:
-            out[int(D)] = (t, e, gd[DRAW].fillna(-1).to_numpy(int))
-        else:
-            out[int(D)] = (t, e)
+        out[int(D)] = (t, e, gd[DRAW].fillna(-1).to_numpy(int)) if clustered else (t, e)
     return out
 
 
-def _fit(samples: dict[int, tuple], n_resamples: int):
-    """The fit, and a note when draws could not be passed as clusters (an older fit)."""
-    note = ""
-    if any(len(s) == 3 for s in samples.values()) and not _fit_takes_clusters():
-        samples = {D: s[:2] for D, s in samples.items()}
-        note = "; landscape draws not clustered (this fit_exponent takes no clusters)"
-    return fit_exponent(samples, n_resamples=n_resamples), note
-
-
-def _fit_columns(fit, g: pd.DataFrame, samples: dict, note: str) -> dict:
-    """The exponent table's columns from one fit (new fields read with defaults)."""
-    censored = getattr(fit, "censored_dims", None)
-    if censored is None:
-        censored = getattr(fit, "dropped", ())
-    censored = sorted(int(d) for d in censored)
-    finite = math.isfinite(fit.exponent)
+def _fit_columns(fit, g: pd.DataFrame, samples: dict) -> dict:
+    """The exponent table's columns from one fit."""
+    censored = sorted(int(d) for d in fit.censored_dims)
     esc = g["escaped"].astype(bool)
-    method = getattr(fit, "method", None) or (
-        "KM medians, least squares in log D, run bootstrap (D with unreached median left out)")
     return dict(
         exponent=fit.exponent, low=fit.low, high=fit.high, intercept=fit.intercept,
-        se=float(getattr(fit, "se", math.nan)),
-        outcome=getattr(fit, "outcome", None) or ("fit" if finite else "insufficient"),
-        dimension_free_possible=getattr(fit, "dimension_free_possible", None),
+        se=float(fit.se), outcome=fit.outcome,
+        dimension_free_possible=fit.dimension_free_possible,
         dims=len(fit.dims), d_min=min(samples), d_max=max(samples),
         censored_dims=",".join(str(d) for d in censored), n_censored_dims=len(censored),
-        runs=int(getattr(fit, "runs", len(g))),
-        censored_runs=int(getattr(fit, "censored_runs", int((~esc).sum()))),
-        censored_frac=float(1 - esc.mean()), fit_method=method + note,
+        runs=int(fit.runs), censored_runs=int(fit.censored_runs),
+        censored_frac=float(1 - esc.mean()), fit_method=fit.method,
     )
 
 
@@ -306,12 +309,13 @@ def _per_d(g: pd.DataFrame, col: str) -> str:
 def _design_columns(g: pd.DataFrame) -> dict:
     """Draws, seeds per D, noise streams and, where a protocol set it, the learning rate per
     D (``chosen_lr``; ``chosen_multiplier`` for ``tuned``)."""
-    streams = (",".join(sorted(g["noise_streams"].fillna("independent").astype(str).unique()))
-               if "noise_streams" in g.columns else "independent")
+    streams = (",".join(sorted(g["noise_streams"].fillna("unrecorded").astype(str).unique()))
+               if "noise_streams" in g.columns else "unrecorded")
     proto = set(g["lr_protocol"].dropna()) if "lr_protocol" in g.columns else set()
     set_by = proto & set(DERIVED_LR_PROTOCOLS + ("tuned",))
-    out = dict(draws=_draws(g), seeds=int(g.groupby("D")["seed"].nunique().min())
-               if "seed" in g.columns else None, noise_streams=streams,
+    draws = _draws(g)
+    out = dict(draws=draws, seeds=min(_seeds(gd, draws) for _, gd in g.groupby("D")),
+               noise_streams=streams,
                chosen_lr=_per_d(g, "learning_rate") if set_by and "learning_rate" in g.columns
                else None,
                chosen_multiplier=_per_d(g, "lr_multiplier") if "tuned" in proto
@@ -327,7 +331,9 @@ def exponent_table(
     A series is a group of runs that differ in D (and seed, and declared landscape draw)
     only; by default its keys are :func:`series_columns` (see there for what is not a key),
     with an explicit ``by`` exactly those columns. Tuned runs are reduced to their best
-    learning rate per D first. Declared landscape draws are passed to the fit as clusters.
+    learning rate per D first. Declared landscape draws that are distinct landscapes are
+    passed to the fit as clusters (:func:`distinct_draws`); draws of a landscape its seed
+    does not change are one landscape, and their runs plain seeds.
 
     Columns: the series keys; exponent, low, high, intercept, se; outcome (fit, cliff or
     insufficient) and dimension_free_possible (where the fit says); dims (D fitted), d_min,
@@ -344,12 +350,12 @@ def exponent_table(
     by = series_columns(df) if by is None else list(by)
     rows = []
     for g in _groups(df, by, masks):
-        samples = _fit_samples(g)
+        samples = _fit_samples(g, clustered=distinct_draws(g))
         if len(samples) < 2:
             continue
-        fit, note = _fit(samples, n_resamples)
+        fit = fit_exponent(samples, n_resamples=n_resamples)
         row = _group_values(g, by)
-        row.update(_fit_columns(fit, g, samples, note))
+        row.update(_fit_columns(fit, g, samples))
         row.update(_design_columns(g))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import exponent_table, select_tuned, summarize, times_and_events
+from .analysis import _draws, _seeds, exponent_table, select_tuned, summarize, times_and_events
 from .records import config_from_row
 
 __all__ = ["EXPERIMENTS", "spec_path", "run_experiments", "analyse", "write_report",
@@ -165,10 +165,8 @@ def settings_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             basis=_values(df, "basis"), gamma=_values(df, "gamma", lambda v: f"{v:g}"),
             noise=", ".join(f"{k} σ={'/'.join(f'{x:g}' for x in sorted(g['sigma'].unique()))}"
                             for k, g in df.groupby("noise")) if "noise" in df.columns else "—",
-            lr_protocols=_values(df, "lr_protocol"), seeds=int(df["seed"].nunique()),
-            draws=int(df["landscape_seed"].nunique()) if "landscape_seed" in df.columns else 1,
-            streams=_values(df, "noise_streams") if "noise_streams" in df.columns
-            else "independent",
+            lr_protocols=_values(df, "lr_protocol"), seeds=_seeds(df, _draws(df)),
+            draws=_draws(df), streams=_values(df, "noise_streams"),
             budget=_values(df, "max_steps", lambda v: str(int(v)))))
     return pd.DataFrame(rows)
 
@@ -457,22 +455,26 @@ class Verdict:
     rule: str = ""
 
 
-def _classify_b(low, high, outcome: str = "fit", dimension_free_possible: bool = True) -> str:
-    """The class of an exponent from its CI; a cliff (the budget hit at the largest D) is never
-    dimension-free."""
-    if not dimension_free_possible:
+def _classify_b(low, high, dimension_free_possible: bool = True) -> str:
+    """The class of an exponent from its CI. When the median at the largest D is beyond the
+    budget (a cliff), a class that says escape does not slow with D (dimension-free, faster
+    with D) becomes "cliff": the budget hides how slow the largest D is. Classes that say it
+    slows (O(D), sub-linear growth) stand: the cliff only adds to that evidence."""
+    cls = "undetermined"
+    if math.isfinite(low) and math.isfinite(high):
+        if -FLAT_B < low and high < FLAT_B:
+            cls = "dimension-free"
+        elif high < -FLAT_B:
+            cls = "faster with D"
+        elif low > LINEAR_B or (low <= 1 <= high and low > FLAT_B):
+            cls = "O(D)"
+        elif low > FLAT_B:
+            cls = "grows with D (sub-linear)"
+        else:
+            cls = "inconclusive"
+    if not dimension_free_possible and cls not in ("O(D)", "grows with D (sub-linear)"):
         return "cliff"
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "undetermined"
-    if -FLAT_B < low and high < FLAT_B:
-        return "dimension-free"
-    if high < -FLAT_B:
-        return "faster with D"
-    if low > LINEAR_B or (low <= 1 <= high and low > FLAT_B):
-        return "O(D)"
-    if low > FLAT_B:
-        return "grows with D (sub-linear)"
-    return "inconclusive"
+    return cls
 
 
 EXCLUDED = "capped edge, excluded"
@@ -525,8 +527,7 @@ def _classified(exps: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     rows = exps[exps["method"].isin(methods)].copy()
     rows["b_class"] = [
         EXCLUDED if bool(_cell(r, "edge_capped", False)) else
-        _classify_b(r["low"], r["high"], _cell(r, "outcome", "fit"),
-                    bool(_cell(r, "dimension_free_possible", True)))
+        _classify_b(r["low"], r["high"], bool(_cell(r, "dimension_free_possible", True)))
         for _, r in rows.iterrows()]
     return rows
 
@@ -617,13 +618,27 @@ def _verdict_c4(drift: pd.DataFrame) -> Verdict:
 # --- analysis and report -----------------------------------------------------------------------
 
 
+def _current_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The runs of this version of the lab, and how many older ones were left out: a results
+    directory from before independent noise streams and the relative divergence rule holds
+    rows without ``noise_streams``, whose runs no spec plans any more and must not be pooled
+    with the new ones."""
+    if runs.empty:
+        return runs, 0
+    if "noise_streams" not in runs.columns:
+        return runs.iloc[0:0], len(runs)
+    old = runs["noise_streams"].isna()
+    return runs[~old].reset_index(drop=True), int(old.sum())
+
+
 def analyse(out: Path) -> dict:
     from .sweep.store import Store
 
-    frames, traces = {}, {}
+    frames, traces, legacy = {}, {}, {}
     for name in EXPERIMENTS:
         store = Store(out / "results" / name)
-        frames[name] = store.runs() if store.runs_dir.exists() else pd.DataFrame()
+        runs = store.runs() if store.runs_dir.exists() else pd.DataFrame()
+        frames[name], legacy[name] = _current_rows(runs)
         traces[name] = (store.traces() if store.traces_dir.exists() else pd.DataFrame())
     dim = frames["dimension"]
     exps = pd.DataFrame()
@@ -641,7 +656,7 @@ def analyse(out: Path) -> dict:
     v = verdicts(exps, traj, drift, gaps)
     return dict(frames=frames, traces=traces, exponents=exps, ns_exponents=ns_exps,
                 trajectories=traj, drift=drift, gaps=gaps, bound_checks=checks, verdicts=v,
-                networks=networks_analysis(out, frames))
+                networks=networks_analysis(out, frames), legacy=legacy)
 
 
 def networks_analysis(out: Path, frames: dict) -> dict:
@@ -915,6 +930,12 @@ def _report_head(a: dict, run_info: dict, quick: bool) -> list[str]:
     lines.append(md_table(pd.DataFrame(rows), 1))
     lines.append("\n*wall_s: seconds this invocation spent on the experiment (a resumed run only "
                  "counts the runs it had left).*\n")
+    old = {k: v for k, v in a.get("legacy", {}).items() if v}
+    if old:
+        lines.append("Left out: " + ", ".join(f"{v} runs of {k}" for k, v in old.items())
+                     + " stored by an older version of the lab (no noise_streams column: "
+                     "seed-only noise, the absolute divergence rule); they are not pooled "
+                     "with these runs.\n")
     spectral = {k: v for k, v in a["frames"].items() if k not in NETWORK_EXPERIMENTS}
     lines.append("### Settings\n")
     lines.append("Read from the stored runs. Methods: `muon-ns` is Muon with 5-step "
@@ -937,7 +958,10 @@ def _report_definitions() -> list[str]:
     lines.append("\n## Definitions\n")
     lines.append("- **Escape time**: the first step at which the escape-direction component "
                  "reaches the radius; runs that do not escape within the budget are censored "
-                 "there (diverged runs at the divergence step). Medians are Kaplan–Meier "
+                 "there. A run has diverged when its loss turns non-finite or rises above "
+                 "`divergence_factor` (1000) times the landscape's scale, checked before the "
+                 "escape at every step: it is never an escape, and it is censored at the "
+                 "budget too (it would never have escaped). Medians are Kaplan–Meier "
                  "medians with 95% CIs; a median beyond the budget is only a lower bound.")
     lines.append("- **Learning-rate protocols**:")
     for k, v in PROTOCOLS.items():

@@ -222,11 +222,6 @@ class ExponentFit:
     n_clusters: int
     method: str = METHOD
 
-    @property
-    def dropped(self) -> tuple[int, ...]:
-        """No dimension is ever dropped; kept for callers of the former least-squares fit."""
-        return ()
-
     def as_dict(self) -> dict:
         fin = lambda x: None if not math.isfinite(x) else float(x)
         return dict(exponent=fin(self.exponent), intercept=fin(self.intercept),
@@ -455,7 +450,12 @@ def fit_exponent(
         return ExponentFit(nan, nan, nan, nan, outcome="insufficient", scale=nan, se=nan,
                            **common)
     x_mean, y_mean = x.mean(), y.mean()
-    theta, _, v = _aft_mle(x - x_mean, y - y_mean, event)
+    theta, converged, v = _aft_mle(x - x_mean, y - y_mean, event)
+    if not (converged and np.all(np.isfinite(theta)) and theta[2] > 0):
+        # the likelihood has no maximum in reach (e.g. escapes so separated by censoring
+        # that b runs off): no estimate rather than an unconverged one
+        return ExponentFit(nan, nan, nan, nan, outcome="insufficient", scale=nan, se=nan,
+                           **common)
     b, s = theta[1] / theta[2], 1.0 / theta[2]
     a = theta[0] / theta[2] + y_mean - b * x_mean
     se = _wald_se(theta, v, event)

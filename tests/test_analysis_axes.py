@@ -5,8 +5,6 @@ and passed to the exponent fit as clusters."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 from test_figures import fabricate
@@ -108,7 +106,6 @@ def test_draws_reach_the_fit_as_clusters(monkeypatch):
         return real({D: s[:2] for D, s in samples.items()}, **kw)
 
     monkeypatch.setattr(analysis, "fit_exponent", spy)
-    monkeypatch.setattr(analysis, "_fit_takes_clusters", lambda: True)
     t = analysis.exponent_table(_drawn(), n_resamples=19)
     assert len(t) == 1 and len(seen) == 1
     assert sorted(seen[0]) == [64, 256, 1024]
@@ -120,10 +117,25 @@ def test_draws_reach_the_fit_as_clusters(monkeypatch):
     assert r["noise_streams"] == "independent"
 
 
-def test_an_older_fit_without_clusters_is_named_in_method(monkeypatch):
-    monkeypatch.setattr(analysis, "_fit_takes_clusters", lambda: False)
-    r = analysis.exponent_table(_drawn(), n_resamples=19).iloc[0]
-    assert "not clustered" in r["fit_method"] and math.isfinite(r["exponent"])
+def test_draws_of_a_landscape_its_seed_does_not_change_are_one_landscape(monkeypatch):
+    """A coherent spectral saddle with a constant bulk and W* = 0 has nothing to draw: its
+    declared draws are one landscape, their runs plain seeds, and the fit gets no clusters."""
+    frames = []
+    for j in range(3):
+        conds = [dict(optimizer="sgd", m=n, n=n, landscape_seed=7 + j, basis="coherent")
+                 for n in DIMS]
+        f = fabricate(conds, budget=10_000, time=lambda c, s: 20 * c.n / 8 + s)
+        frames.append(f.assign(landscape_draw=j))
+    df = pd.concat(frames, ignore_index=True)
+    seen = []
+    real = analysis.fit_exponent
+    monkeypatch.setattr(analysis, "fit_exponent",
+                        lambda samples, **kw: seen.append(samples) or real(samples, **kw))
+    r = analysis.exponent_table(df, n_resamples=19).iloc[0]
+    assert all(len(s) == 2 for s in seen[0].values())  # times and events, no clusters
+    assert r["draws"] == 1 and r["seeds"] == 12 and r["runs"] == 36
+    s = analysis.summarize(df)
+    assert (s["draws"] == 1).all() and (s["seeds"] == 12).all()
 
 
 def test_censored_dims_are_listed():

@@ -68,7 +68,9 @@ def test_a_cliff_is_never_dimension_free_and_capped_edges_never_count():
         # a CI that would fail the claim, but from a capped edge search: not counted
         dict(base, lr_protocol="stability_edge", low=0.4, high=0.9, edge_capped=True),
     ])
-    assert _classify_b(-0.05, 0.07, "cliff", False) == "cliff"
+    assert _classify_b(-0.05, 0.07, False) == "cliff"
+    # a cliff only adds to evidence of growth: an O(D) CI stays O(D)
+    assert _classify_b(0.9, 1.4, False) == "O(D)"
     v = {x.claim: x for x in verdicts(exps, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())}
     assert v["C2"].verdict == ("holds only under matched_rms/isotropic; budget hit at the "
                                "largest D (cliff) under matched_spectral/isotropic")

@@ -45,6 +45,11 @@ class LandscapeSpec(Component):
         """A one-line description of a config's landscape, for tables and progress."""
         return f"{config.m}x{config.n} {self.name} landscape (D = {self.dimension(config)})"
 
+    def seed_matters(self, config) -> bool:
+        """Whether ``landscape_seed`` changes this config's landscape (its draws are then
+        distinct landscapes; otherwise they are one landscape and their runs plain seeds)."""
+        return True
+
     def dense_basis(self, config) -> bool:
         """Whether the landscape holds dense m x m and n x n matrices (for memory estimates)."""
         return False

@@ -336,6 +336,12 @@ class SpectralSpec(LandscapeSpec):
         r2 = config.radius**2
         return 0.5 * config.gamma * r2 + 0.25 * config.quartic * r2 * r2
 
+    def seed_matters(self, config) -> bool:
+        """The seed draws the bases, the bulk's placement and a random W*: with a coherent
+        basis, a constant bulk and W* = 0 there is nothing to draw."""
+        return not (config.basis == "coherent" and config.bulk == "constant"
+                    and config.saddle_point == "zero")
+
     def curvature_scale(self, config) -> float:
         """bulk_scale: the bulk's (largest, for uniform; about mean otherwise) eigenvalue."""
         return config.bulk_scale

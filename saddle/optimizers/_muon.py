@@ -211,5 +211,5 @@ class MuonSpec(OptimizerSpec):
         ``s / sqrt(max(m, n))`` (exact for polar; Newton-Schulz leaves them near 1)."""
         m, n = config.m, config.n
         s = muon_scale((m, n), config.scaling)
-        return dict(rms=s / math.sqrt(max(m, n)), frobenius=s * math.sqrt(min(m, n)),
+        return dict(rms=self.update_rms_per_lr(config), frobenius=s * math.sqrt(min(m, n)),
                     spectral=s)
