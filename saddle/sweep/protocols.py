@@ -1,18 +1,8 @@
 """Learning-rate protocols: what learning rate each grid point runs at.
 
 Every optimizer spec states the nominal norms of one update per unit learning rate at shape
-(m, n) (:func:`update_norms_per_lr`, one table for all protocols):
-
-==============  ========================  ====================  ==========================
-optimizer       RMS / lr                  Frobenius / lr        spectral / lr
-==============  ========================  ====================  ==========================
-adamw           0.2 (Moonlight)           0.2 sqrt(mn)          0.2 (sqrt m + sqrt n)
-mano            0.2 (exact)               0.2 sqrt(mn)          0.2 (sqrt m + sqrt n)
-sign_descent    1 (exact)                 sqrt(mn)              sqrt m + sqrt n
-sgd             g0 (initial grad RMS)     g0 sqrt(mn)           g0 (sqrt m + sqrt n)
-normalized_gd   1/sqrt(mn)                1 (exact)             (sqrt m + sqrt n)/sqrt(mn)
-muon            s/sqrt(max(m, n))         s sqrt(min(m, n))     s (exact for polar)
-==============  ========================  ====================  ==========================
+(m, n) (:func:`update_norms_per_lr`, one table for all protocols; the table of values is in
+:meth:`saddle.optimizers.OptimizerSpec.update_norms_per_lr`).
 
 Frobenius = RMS * sqrt(mn) always. Spectral: Muon's orthogonalized update has all its
 singular values equal to its scale ``s`` (keller: sqrt(max(1, m/n)); Newton-Schulz gets
