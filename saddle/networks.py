@@ -58,10 +58,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .config import Config
-from .landscapes.linear_network import LinearNetworkSpec, singular_values
+from .landscapes.linear_network import LinearNetworkSpec
 from .landscapes.spectral import SpectralSpec
 from .landscapes.teacher_student import TeacherStudentSpec, plateau_curvature
 from .noise.gaussian import Isotropic, NoNoise
@@ -184,8 +182,9 @@ def _teacher_student_equivalent(config: Config, noise: str | None) -> Config:
     out = {k: v for k, v in d.items() if k in keep and v is not None}
     out.update(landscape=SpectralSpec.name, m=config.width, n=config.m + config.n,
                escape_rank=1, gamma=curv["gamma"], bulk="constant",
-               bulk_scale=curv["bulk_scale"] or FLAT_BULK * curv["gamma"], quartic=0.0, basis="structured",
-               saddle_point="zero", landscape_seed=config.landscape_seed, escape=config.escape)
+               bulk_scale=curv["bulk_scale"] or FLAT_BULK * curv["gamma"], quartic=0.0,
+               basis="structured", saddle_point="zero",
+               landscape_seed=config.landscape_seed, escape=config.escape)
     if config.escape == "loss":
         out["loss_drop"] = config.loss_drop  # the quadratic reaches it at a^2 = 2 Delta/gamma
     else:

@@ -143,6 +143,25 @@ def test_networks_spec_loads_in_both_modes_and_every_point_has_an_equivalent():
     assert max(p.config.D for p in quick.points) <= 8192
 
 
+def test_networks_spec_runs_every_optimizer_at_one_update_rms():
+    """matched_rms over both leaves: every planned run's nominal update RMS is 2e-4, and its
+    spectral equivalent runs at the network's rate."""
+    from saddle.sweep import load_spec, plan_runs, update_norms_per_lr
+
+    spec = load_spec(reproduce.spec_path("networks"), quick=True)
+    assert {p.lr_protocol for p in spec.points} == {"matched_rms"}
+    runs = plan_runs(spec)
+    assert {r.config.optimizer for r in runs} == {"adamw", "muon", "mano", "sgd"}
+    for r in runs:
+        rms = r.config.learning_rate * update_norms_per_lr(r.config)["rms"]
+        assert rms == pytest.approx(2e-4, rel=1e-12)
+    rates = {(r.config.optimizer, r.config.noise, r.config.width): r.config.learning_rate
+             for r in runs}
+    for p, e in zip(spec.points, networks.equivalent_points(spec).points, strict=True):
+        c = p.config
+        assert e.config.learning_rate == rates[(c.optimizer, c.noise, c.width)]
+
+
 def test_networks_section_renders_from_a_tiny_stored_sweep(tmp_path):
     from saddle.sweep import parse_spec, run_sweep
 

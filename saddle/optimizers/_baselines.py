@@ -13,7 +13,16 @@ from ..errors import ConfigError
 from ..reduce import tree_norm
 from ..registry import LANDSCAPES, NOISES
 from ._base import cast, decayed_step, learning_rate_at, map_leaves, zeros_like_tree
-from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
+from ._spec import (
+    EPS,
+    LEARNING_RATE,
+    MOMENTUM,
+    NESTEROV,
+    WEIGHT_DECAY,
+    OptimizerSpec,
+    incoherent_norms,
+    register,
+)
 
 __all__ = ["sgd", "sign_descent", "normalized_gd", "MomentumState"]
 
@@ -186,7 +195,12 @@ class NormalizedGDSpec(OptimizerSpec):
                              weight_decay=s["weight_decay"])
 
     def update_rms_per_lr(self, config) -> float:
-        """1/sqrt(D): the Frobenius norm of a step over the whole pytree is eta exactly
-        (without momentum); an (m, n) leaf's spectral norm (sqrt m + sqrt n)/sqrt(D)
+        """1/sqrt(mn) at the config's (m, n) (see :meth:`leaf_norms_per_lr`)."""
+        return 1.0 / math.sqrt(config.m * config.n)
+
+    def leaf_norms_per_lr(self, config, shape) -> dict[str, float]:
+        """Each leaf is normalized on its own: its step has Frobenius norm eta exactly
+        (without momentum), RMS eta/sqrt(mn), spectral (sqrt m + sqrt n)/sqrt(mn) eta
         (incoherent convention)."""
-        return 1.0 / math.sqrt(config.D)
+        m, n = shape
+        return incoherent_norms(1.0 / math.sqrt(m * n), m, n)

@@ -93,14 +93,14 @@ class OptimizerSpec(Component):
         mano            0.2 (exact)               0.2 sqrt(mn)          0.2 (sqrt m + sqrt n)
         sign_descent    1 (exact)                 sqrt(mn)              sqrt m + sqrt n
         sgd             g0 (initial grad RMS)     g0 sqrt(mn)           g0 (sqrt m + sqrt n)
-        normalized_gd   1/sqrt(D)                 sqrt(mn / D)          (sqrt m + sqrt n)/sqrt(D)
+        normalized_gd   1/sqrt(mn)                1 (exact, per leaf)   (sqrt m + sqrt n)/sqrt(mn)
         muon            s/sqrt(max(m, n))         s sqrt(min(m, n))     s (exact for polar)
         ==============  ========================  ====================  ========================
 
         ``s`` is Muon's scaling factor for the leaf (keller: sqrt(max(1, m/n)); moonlight:
         0.2 sqrt(max(m, n)); none: 1). Newton-Schulz Muon gets the polar values: its five
-        quintic steps leave the singular values near 1, not at 1. D is the number of
-        parameters (normalized GD normalizes the whole pytree; D = mn for one leaf).
+        quintic steps leave the singular values near 1, not at 1. Every optimizer here acts
+        on each leaf separately (normalized GD normalizes each leaf to Frobenius eta).
         """
         return incoherent_norms(self.update_rms_per_lr(config), *shape)
 
