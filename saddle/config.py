@@ -36,7 +36,7 @@ __all__ = ["Config", "FIELDS", "FieldSpec", "core_defaults", "load_toml", "numba
            "stream_id", "MAX_CONFIG_BYTES"]
 
 INITS = ("saddle", "random")
-CRITERIA = ("projection", "loss")
+CRITERIA = ("projection", "loss", "alignment")
 DTYPES = ("float32", "float64")
 RNGS = ("pcg3d", "threefry")
 BACKENDS = ("auto", "jax", "numba")
@@ -62,6 +62,9 @@ _AFTER = [
                 "escape", lo=0, lo_open=True),
     float_field("loss_drop", 0.01, "loss: escape once f(W) <= f(W*) - loss_drop", "escape",
                 lo=0, lo_open=True),
+    float_field("alignment", 0.5, "alignment: escape once the landscape's alignment with its "
+                "first teacher mode (0 on the plateau, 1 learned) reaches this", "escape",
+                lo=0, hi=1, lo_open=True),
     int_field("max_steps", 10000, "step budget; runs that reach it are censored", "escape",
               lo=1, hi=10**9),
     float_field("divergence_factor", 1000.0, "a run has diverged once f(W_t) - f(W*) > "
@@ -90,13 +93,14 @@ _CONDITIONAL = {
     "init_scale": lambda c: c["init"] == "random",
     "radius": lambda c: c["escape"] == "projection",
     "loss_drop": lambda c: c["escape"] == "loss",
+    "alignment": lambda c: c["escape"] == "alignment",
 }
 
 # Fields that identify seeds, not the experimental condition.
 SEED_FIELDS = ("seed", "seeds")
 
 # Per-run scalars of the core (the components declare theirs as ``traced``).
-CORE_TRACED = ("init_scale", "init_escape", "radius", "loss_drop", "max_loss",
+CORE_TRACED = ("init_scale", "init_escape", "radius", "loss_drop", "alignment", "max_loss",
                "divergence_factor")
 
 # Fields left out of a run's stream id (:func:`stream_id`): they decide when a run stops,
@@ -104,7 +108,7 @@ CORE_TRACED = ("init_scale", "init_escape", "radius", "loss_drop", "max_loss",
 # max_steps or the radius extends a run exactly, and a run's path is the same alone or in a
 # batch, on resume, and whichever backend value picked its engine.
 STREAM_EXCLUDED = ("seed", "seeds", "backend", "max_steps", "max_loss", "divergence_factor",
-                   "escape", "radius", "loss_drop", "noise_streams")
+                   "escape", "radius", "loss_drop", "alignment", "noise_streams")
 
 
 def _family_field(reg) -> FieldSpec:
@@ -218,12 +222,21 @@ def _check_consistency(v: dict[str, Any]) -> None:
         )
     if v["m"] * v["n"] > 2**31 - 1:
         raise ConfigError("m", v["m"], f"m*n <= {2**31 - 1} (got m*n = {v['m'] * v['n']})")
+    _check_alignment(v)
     for comp in _components(v):
         comp.check(v)
     if v["backend"] == "numba":
         why = numba_unsupported(v)
         if why:
             raise ConfigError("backend", "numba", f"'jax' or 'auto' here ({why})")
+
+
+def _check_alignment(v: dict[str, Any]) -> None:
+    """The alignment criterion needs a landscape that defines an alignment."""
+    if v["escape"] == "alignment" and not LANDSCAPES[v["landscape"]].alignment:
+        have = [ls.name for ls in LANDSCAPES if ls.alignment]
+        raise ConfigError("escape", "alignment", "'projection' or 'loss' for landscape "
+                          f"{v['landscape']!r} (alignment is defined for: {', '.join(have)})")
 
 
 def _drop_inapplicable(values: dict[str, Any]) -> None:
@@ -241,6 +254,8 @@ def numba_unsupported(values: Mapping[str, Any]) -> str | None:
     if values.get("noise_streams") == "common":
         return ("noise_streams = 'common' needs the JAX engine's counter-based noise; numba "
                 "draws each run's noise sequentially")
+    if values.get("escape") == "alignment":
+        return "the numba kernels check the projection and loss criteria, not alignment"
     if OPTIMIZERS[values["optimizer"]].numba_code is None:
         have = [o.name for o in OPTIMIZERS if o.numba_code is not None]
         return f"numba runs {', '.join(have)}, not {values['optimizer']}"

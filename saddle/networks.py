@@ -30,7 +30,8 @@ The mapping (every choice, and why):
 - **Escape criterion.** Loss. With mode strength c = a^2/2, the network's loss along the
   line is c^2/2 - s c, so f <= -Delta at c* = s - sqrt(s^2 - 2 Delta); the equivalent
   (quadratic, f = -s a^2/2 = -s c) crosses the same a* at loss_drop' = s c*. A projection
-  criterion (radius R on the first unit) maps to radius R.
+  criterion (radius R on the first unit) maps to radius R; the alignment criterion
+  (c / s >= A) maps to the loss criterion at c* = A s, loss_drop' = A s^2.
 - **Basis.** ``structured`` (randomized DCT, coherence <= sqrt2): the network's escape
   direction x [v; u]^T/sqrt2 is dense in the stacked matrix (x is a random combination of
   the units, u and v Haar); the structured basis is dense too at O(D log D) a step, where a
@@ -57,20 +58,20 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .config import Config
-from .landscapes.linear_network import LinearNetworkSpec, singular_values
+from .landscapes.linear_network import LinearNetworkSpec
 from .landscapes.spectral import SpectralSpec
+from .landscapes.teacher_student import TeacherStudentSpec, plateau_curvature
 from .noise.gaussian import Isotropic, NoNoise
 from .optimizers._baselines import SGDSpec
-from .registry import NOISES, OPTIMIZERS
+from .registry import LANDSCAPES, NOISES, OPTIMIZERS
 
 __all__ = ["spectral_equivalent", "predict", "gd_plateau", "minibatch_entry_std",
            "initial_overlap", "equivalent_loss_drop", "theory_values", "projection_twin",
            "measure", "equivalent_points", "comparison_table", "exponents", "carry_over",
            "FLAT_BULK", "CARRIED"]
 
+NETWORKS = (LinearNetworkSpec.name, TeacherStudentSpec.name)  # the landscapes the bridge maps
 FLAT_BULK = 1e-6  # the equivalent's bulk eigenvalue, relative to s_1 (spectral needs > 0)
 
 # Fields the equivalent keeps unchanged: the optimizer's, and the run's.
@@ -78,10 +79,10 @@ CARRIED = ("seed", "seeds", "dtype", "rng", "noise_streams", "backend", "max_ste
            "divergence_factor", "max_loss")
 
 
-def _check(config: Config) -> None:
-    if config.landscape != LinearNetworkSpec.name:
+def _check(config: Config, allowed=(LinearNetworkSpec.name,)) -> None:
+    if config.landscape not in allowed:
         raise ValueError(f"landscape: got {config.landscape!r}; allowed: "
-                         f"{LinearNetworkSpec.name!r} (the bridge maps a network config)")
+                         f"{', '.join(map(repr, allowed))} (the bridge maps a network config)")
 
 
 def initial_overlap(config: Config) -> float:
@@ -93,19 +94,10 @@ def initial_overlap(config: Config) -> float:
 
 
 def minibatch_entry_std(config: Config) -> float:
-    """Per-entry std of the minibatch gradient noise at the random start (expected):
-    sigma^2 = 2 (n + 1) eps^2 ||S||_F^2 / (B (m + n)); 0 for a start at the saddle.
-
-    Derivation: with Z = X^T X / B - I, E[Z M Z] = (M^T + tr(M) I)/B for Gaussian rows, and
-    at the start the noise is (-W_2^T S Z, -S Z W_1^T) with E W_1^T W_1 = h eps^2 I_n,
-    E W_2 W_2^T = h eps^2 I_m: each leaf carries (n + 1) h eps^2 ||S||^2 / B, spread over
-    D = h (m + n) entries."""
+    """Per-entry std of the minibatch gradient noise at the random start (expected; see
+    :meth:`LinearNetworkSpec.minibatch_entry_std`, where it is derived)."""
     _check(config)
-    eps = config.init_scale or 0.0
-    s = singular_values(config.to_dict())
-    B = config.minibatch_size
-    return math.sqrt(2 * (config.n + 1) * eps * eps * float(np.sum(s * s))
-                     / (B * (config.m + config.n)))
+    return LANDSCAPES[config.landscape].minibatch_entry_std(config)
 
 
 def equivalent_loss_drop(config: Config) -> float:
@@ -144,7 +136,9 @@ def spectral_equivalent(config: Config, noise: str | None = None) -> Config:
         noise: None (minibatch -> isotropic at the start's scale; others kept), or
             ``"none"`` / ``"isotropic"`` to force one.
     """
-    _check(config)
+    _check(config, NETWORKS)
+    if config.landscape == TeacherStudentSpec.name:
+        return _teacher_student_equivalent(config, noise)
     d = config.to_dict()
     keep = set(OPTIMIZERS.fields()) | {"optimizer", *CARRIED}
     out = {k: v for k, v in d.items() if k in keep and v is not None}
@@ -155,6 +149,8 @@ def spectral_equivalent(config: Config, noise: str | None = None) -> Config:
                landscape_seed=config.landscape_seed, escape=config.escape)
     if config.escape == "loss":
         out["loss_drop"] = equivalent_loss_drop(config)
+    elif config.escape == "alignment":  # c* = alignment * s, crossed where f' = -s c*
+        out.update(escape="loss", loss_drop=s1 * s1 * config.alignment)
     else:
         out["radius"] = config.radius
     a_net = config.init_escape or 0.0
@@ -162,6 +158,42 @@ def spectral_equivalent(config: Config, noise: str | None = None) -> Config:
         eps = config.init_scale
         out.update(init="random", init_scale=eps,
                    init_escape=math.sqrt(a_net**2 + (config.width - 1) * eps * eps))
+    else:
+        out.update(init="saddle", init_escape=a_net)
+    out.update(_noise_fields(config, noise))
+    return Config.from_dict(out)
+
+
+def _teacher_student_equivalent(config: Config, noise: str | None) -> Config:
+    """The local spectral model of a ``teacher_student`` plateau (docs/teacher_student.md):
+    the stacked h x (n + m) shape, gamma and the bulk from the plateau's numeric Hessian
+    (:func:`~saddle.landscapes.teacher_student.plateau_curvature`), one escape mode, the
+    same loss_drop or radius, the same optimizer, rates, init scale, seeds and budget."""
+    if config.escape == "alignment":
+        raise ValueError("escape: got 'alignment'; allowed: 'loss', 'projection' (a unit's "
+                         "specialization has no counterpart on the quadratic model)")
+    if NOISES[config.noise].state_dependent and noise != NoNoise.name:
+        raise ValueError(f"noise: got {noise!r} for {config.noise!r} noise; allowed: "
+                         f"{NoNoise.name!r} (the plateau's minibatch noise scale is not "
+                         "derived)")
+    curv = plateau_curvature(config)
+    d = config.to_dict()
+    keep = set(OPTIMIZERS.fields()) | {"optimizer", *CARRIED}
+    out = {k: v for k, v in d.items() if k in keep and v is not None}
+    out.update(landscape=SpectralSpec.name, m=config.width, n=config.m + config.n,
+               escape_rank=1, gamma=curv["gamma"], bulk="constant",
+               bulk_scale=curv["bulk_scale"] or FLAT_BULK * curv["gamma"], quartic=0.0,
+               basis="structured", saddle_point="zero",
+               landscape_seed=config.landscape_seed, escape=config.escape)
+    if config.escape == "loss":
+        out["loss_drop"] = config.loss_drop  # the quadratic reaches it at a^2 = 2 Delta/gamma
+    else:
+        out["radius"] = config.radius
+    a_net = config.init_escape or 0.0
+    if config.init == "random":  # E a^2 over the multiplicity directions at -gamma
+        eps = config.init_scale
+        out.update(init="random", init_scale=eps, init_escape=math.sqrt(
+            a_net**2 + (curv["multiplicity"] - 1) * eps * eps))
     else:
         out.update(init="saddle", init_escape=a_net)
     out.update(_noise_fields(config, noise))
@@ -183,6 +215,8 @@ def gd_plateau(config: Config) -> dict:
     plateau = math.log(s / c0) / (2 * s)
     if config.escape == "loss":
         c_star = s - math.sqrt(max(s * s - 2 * config.loss_drop, 0.0))
+    elif config.escape == "alignment":
+        c_star = config.alignment * s  # the alignment is c / s
     else:
         c_star = config.radius**2 / 2  # the first unit's coordinate a = sqrt(2 c) (balanced)
     cross = None
@@ -247,12 +281,17 @@ def predict(config: Config, seeds: int | None = 4, noise: str | None = None,
     """What the spectral model predicts for a network config.
 
     Returns ``equivalent`` (the spectral config), ``theory`` (:func:`theory_values` of the
-    equivalent), ``gd`` (:func:`gd_plateau`, for plain SGD without momentum only, else
-    None) and ``equivalent_measured`` (:func:`measure` of the equivalent, when ``run``)."""
+    equivalent), ``gd`` (:func:`gd_plateau`, for plain SGD without momentum on the linear
+    network only, else None), ``curvature`` (teacher_student: the plateau's gamma, its
+    multiplicity, the negative count and the bulk scale; else None) and
+    ``equivalent_measured`` (:func:`measure` of the equivalent, when ``run``)."""
     eq = spectral_equivalent(config, noise=noise)
-    plain_gd = config.optimizer == SGDSpec.name and not (config.momentum or 0.0)
+    plain_gd = (config.optimizer == SGDSpec.name and not (config.momentum or 0.0)
+                and config.landscape == LinearNetworkSpec.name)
+    curvature = (plateau_curvature(config) if config.landscape == TeacherStudentSpec.name
+                 else None)
     return dict(equivalent=eq, theory=theory_values(eq),
-                gd=gd_plateau(config) if plain_gd else None,
+                gd=gd_plateau(config) if plain_gd else None, curvature=curvature,
                 equivalent_measured=measure(eq, seeds) if run else None)
 
 
@@ -264,11 +303,24 @@ KEYS = ["method", "noise", "width", "D"]
 
 def equivalent_points(spec):
     """The spectral equivalents of a network sweep's points, as a sweep spec
-    (``<name>_equivalent``) with the same seeds and each point's labels."""
+    (``<name>_equivalent``) with the same seeds and each point's labels. A point under a
+    matched protocol maps at the learning rate the protocol gives the network; the
+    equivalent runs at that rate (``fixed``): the same rate, not the same norm on its own
+    shape. ``fixed`` and ``matched_*`` are the protocols the bridge maps."""
+    from .sweep.protocols import MATCHED, matched_lr
     from .sweep.spec import Point, SweepSpec
 
-    points = [Point(config=spectral_equivalent(p.config), lr_protocol="fixed", labels=p.labels)
-              for p in spec.points]
+    def network_config(p):
+        if p.lr_protocol == "fixed":
+            return p.config
+        if p.lr_protocol not in MATCHED:
+            raise ValueError(f"lr_protocol: got {p.lr_protocol!r}; allowed: fixed, "
+                             f"{', '.join(MATCHED)} (the bridge maps one rate per point)")
+        norm = MATCHED[p.lr_protocol]
+        return p.config.replace(learning_rate=matched_lr(p.config, norm, spec.target(norm)))
+
+    points = [Point(config=spectral_equivalent(network_config(p)), lr_protocol="fixed",
+                    labels=p.labels) for p in spec.points]
     return SweepSpec(name=f"{spec.name}_equivalent", points=points, seeds=spec.seeds,
                      source=dict(description="spectral equivalents of " + spec.name))
 

@@ -93,6 +93,39 @@ def test_gd_plateau_formula_against_noiseless_gd_on_the_network():
     assert pred["theory"][0]["value"] == pytest.approx(measured["median"], rel=0.10)
 
 
+TS = dict(landscape="teacher_student", m=2, n=6, width=4, teacher_width=3, teacher_scale=1.0,
+          landscape_seed=3, dtype="float64", init="random", init_scale=1e-3, escape="loss",
+          loss_drop=0.01, optimizer="muon")
+
+
+def test_teacher_student_equivalent_has_the_plateau_hessians_lowest_eigenvalue():
+    """The full Hessian at W* by jax.hessian (D = 32): its lowest eigenvalue is -gamma of
+    the equivalent, with the multiplicity the bridge reports ((h - 1) x 2 here: a teacher of
+    M = 3 units has two plateau escape modes); every other eigenvalue is >= 0."""
+    c = Config.from_dict(**TS)
+    L = make_landscape(c)
+    flat, unravel = ravel_pytree(L.saddle_point)
+    H = jax.hessian(lambda w: L.value(unravel(w)))(flat)
+    eigs = np.linalg.eigvalsh(np.asarray(H, np.float64))
+    p = networks.predict(c, run=False)
+    eq, curv = p["equivalent"], p["curvature"]
+    assert eq.landscape == "spectral" and eq.D == c.D == 32
+    np.testing.assert_allclose(eq.gamma, -eigs[0], rtol=1e-8)
+    close = np.abs(eigs - eigs[0]) < 1e-6 * abs(eigs[0])
+    assert curv["multiplicity"] == int(close.sum()) == (c.width - 1) * 2
+    assert curv["negative"] == int(np.sum(eigs < -1e-9 * np.abs(eigs).max()))
+    assert eigs[curv["negative"]] > -1e-12  # the rest of the spectrum is stable or flat
+    # the escape mode starts where E a^2 over the multiplicity directions puts it
+    assert eq.init_escape == pytest.approx(1e-3 * math.sqrt(curv["multiplicity"] - 1))
+    assert eq.loss_drop == c.loss_drop and eq.optimizer == "muon" and p["gd"] is None
+    with pytest.raises(ValueError, match="^noise: "):
+        networks.spectral_equivalent(c.replace(noise="minibatch"))
+    assert networks.spectral_equivalent(c.replace(noise="minibatch"),
+                                        noise="none").noise == "none"
+    with pytest.raises(ValueError, match="^escape: "):
+        networks.spectral_equivalent(c.replace(escape="alignment", loss_drop=None))
+
+
 def test_networks_spec_loads_in_both_modes_and_every_point_has_an_equivalent():
     from saddle.sweep import load_spec
 
@@ -108,6 +141,25 @@ def test_networks_spec_loads_in_both_modes_and_every_point_has_an_equivalent():
                                                              strict=True))
     quick = load_spec(reproduce.spec_path("networks"), quick=True)
     assert max(p.config.D for p in quick.points) <= 8192
+
+
+def test_networks_spec_runs_every_optimizer_at_one_update_rms():
+    """matched_rms over both leaves: every planned run's nominal update RMS is 2e-4, and its
+    spectral equivalent runs at the network's rate."""
+    from saddle.sweep import load_spec, plan_runs, update_norms_per_lr
+
+    spec = load_spec(reproduce.spec_path("networks"), quick=True)
+    assert {p.lr_protocol for p in spec.points} == {"matched_rms"}
+    runs = plan_runs(spec)
+    assert {r.config.optimizer for r in runs} == {"adamw", "muon", "mano", "sgd"}
+    for r in runs:
+        rms = r.config.learning_rate * update_norms_per_lr(r.config)["rms"]
+        assert rms == pytest.approx(2e-4, rel=1e-12)
+    rates = {(r.config.optimizer, r.config.noise, r.config.width): r.config.learning_rate
+             for r in runs}
+    for p, e in zip(spec.points, networks.equivalent_points(spec).points, strict=True):
+        c = p.config
+        assert e.config.learning_rate == rates[(c.optimizer, c.noise, c.width)]
 
 
 def test_networks_section_renders_from_a_tiny_stored_sweep(tmp_path):

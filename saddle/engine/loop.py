@@ -55,11 +55,14 @@ def diverged_at(s, f, f0):
     return ~jnp.isfinite(f) | (f > limit) | (f > s["max_loss"])
 
 
-def _outcome(structure: Structure, s, i, max_steps, f, d, f0):
-    """The status each run would have at iterate i (RUNNING if it goes on)."""
+def _outcome(structure: Structure, s, i, max_steps, f, d, f0, align):
+    """The status each run would have at iterate i (RUNNING if it goes on); ``align`` is
+    the landscape's alignment at W_i (None unless the criterion is alignment)."""
     diverged = diverged_at(s, f, f0)
     if structure.escape == "projection":
         met = d >= s["radius"]
+    elif structure.escape == "alignment":
+        met = align >= s["alignment"]
     else:
         met = f <= -s["loss_drop"]
     escaped = met & (i >= 1) & ~diverged
@@ -108,6 +111,9 @@ def programs(structure: Structure, stride: int, points: int):
                          build_problem(structure, shared, s))
         return new.params, new.opt_state, info
 
+    def align_one(shared, s, W):
+        return build_problem(structure, shared, s).landscape.alignment(W)
+
     def trace_one(shared, s, W, W_new, mu, a, f):
         return trace_row(build_problem(structure, shared, s).landscape, W, W_new, mu, a, f)
 
@@ -133,7 +139,10 @@ def programs(structure: Structure, stride: int, points: int):
         f, a = info.loss, info.coordinates
         d = jnp.sqrt(tree_sum(a * a, axis=1))
         f0 = jnp.where(i == 0, f, c.f0)
-        new_status = jnp.where(running, _outcome(structure, s, i, max_steps, f, d, f0),
+        align = None
+        if structure.escape == "alignment":  # at W_i, the iterate f was evaluated at
+            align = jax.vmap(align_one, in_axes=(None, 0, 0))(shared, s, c.W)
+        new_status = jnp.where(running, _outcome(structure, s, i, max_steps, f, d, f0, align),
                                c.status)
         go_on = new_status == RUNNING
         counted = c.counted + (go_on & (info.intended != 0)).astype(jnp.int32)

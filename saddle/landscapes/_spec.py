@@ -27,6 +27,8 @@ class LandscapeSpec(Component):
     # The landscape object has ``minibatch_gradient(W, X)``: the gradient on the inputs X
     # (B, n) of a population loss over x ~ N(0, I_n) (the ``minibatch`` noise model uses it).
     minibatch: ClassVar[bool] = False
+    # The landscape object defines ``alignment(W)`` (the ``alignment`` escape criterion).
+    alignment: ClassVar[bool] = False
 
     def shared_key(self, config) -> tuple:
         """The config values the shared arrays depend on (by default every own field that
@@ -57,6 +59,18 @@ class LandscapeSpec(Component):
     def dimension(self, config) -> int:
         """D, the number of parameters."""
         return config.m * config.n
+
+    def param_shapes(self, config) -> tuple[tuple[int, int], ...]:
+        """The (rows, cols) of each parameter leaf, in the pytree's order: the learning-rate
+        protocols compute an update's nominal norms over these leaves (their sizes sum to
+        :meth:`dimension`)."""
+        return ((config.m, config.n),)
+
+    def minibatch_entry_std(self, config) -> float | None:
+        """The per-entry standard deviation of the minibatch gradient noise at the start
+        (expected over the start and the batch), where the family derives it; else None.
+        SGD's matched learning rates are set from it under ``minibatch`` noise."""
+        return None
 
     def loss_depth(self, values: Mapping[str, Any]) -> float:
         """How far below f(W*) the loss can go (for the loss escape criterion)."""

@@ -43,6 +43,12 @@ class AbstractLandscape(abc.ABC):
     def saddle_point(self):
         """W*."""
 
+    def alignment(self, W) -> jax.Array:
+        """How far W has learned the landscape's first teacher mode: 0 on the plateau, 1 once
+        learned (the ``alignment`` escape criterion). Only families whose spec sets
+        ``alignment = True`` define it; config validation refuses the criterion elsewhere."""
+        raise NotImplementedError(f"{type(self).__name__} defines no alignment")
+
     # --- derived -------------------------------------------------------------------------
     def value_and_grad(self, W):
         value, grad, _ = self.value_and_grad_with_coordinates(W)

@@ -171,6 +171,16 @@ class LinearNetworkSaddle(AbstractLandscape):
         return {"W1": jnp.matmul(W2.T, G, precision=_HI),
                 "W2": jnp.matmul(G, W1.T, precision=_HI)}
 
+    def alignment(self, W) -> jax.Array:
+        """u_1^T P v_1 / s_1 with P = W_2 W_1 and s_1 = u_1^T S v_1: the end-to-end map's
+        strength along the first teacher mode, relative to the teacher's (0 at the origin,
+        1 once the mode is learned), computed as (W_2^T u_1) . (W_1 v_1) in O(D)."""
+        u, v = self.U[:, 0], self.V[:, 0]
+        s1 = tree_sum(u * jnp.matmul(self.S, v, precision=_HI))
+        left = jnp.matmul(W["W2"].T, u, precision=_HI)
+        right = jnp.matmul(W["W1"], v, precision=_HI)
+        return tree_sum(left * right) / s1
+
     def direction_coordinates(self, X):
         """<E_i, X> = (X1[0, :] . v_i + X2[:, 0] . u_i) / sqrt(2) for i < r."""
         r = self.escape_rank
@@ -265,6 +275,7 @@ class LinearNetworkSpec(LandscapeSpec):
     # LinearNetworkSaddle.minibatch_gradient: online SGD on x ~ N(0, I) (samples = 0) or
     # minibatches picked from the data set.
     minibatch = True
+    alignment = True  # LinearNetworkSaddle.alignment
 
     def normalize(self, values):
         """A loss_drop not given is LOSS_DROP_FRACTION of the first mode's depth s_1^2 / 2
@@ -298,6 +309,23 @@ class LinearNetworkSpec(LandscapeSpec):
 
     def dimension(self, config) -> int:
         return config.width * (config.m + config.n)
+
+    def param_shapes(self, config) -> tuple[tuple[int, int], ...]:
+        return ((config.width, config.n), (config.m, config.width))
+
+    def minibatch_entry_std(self, config) -> float:
+        """Per-entry std of the minibatch gradient noise at the random start (expected):
+        sigma^2 = 2 (n + 1) eps^2 ||S||_F^2 / (B (m + n)); 0 for a start at the saddle.
+
+        Derivation: with Z = X^T X / B - I, E[Z M Z] = (M^T + tr(M) I)/B for Gaussian rows,
+        and at the start the noise is (-W_2^T S Z, -S Z W_1^T) with E W_1^T W_1 = h eps^2 I_n,
+        E W_2 W_2^T = h eps^2 I_m: each leaf carries (n + 1) h eps^2 ||S||^2 / B, spread over
+        D = h (m + n) entries (P = W_2 W_1, of order eps^2, neglected; the population loss:
+        a finite data set's rows are not Gaussian draws)."""
+        eps = config.init_scale or 0.0
+        s = singular_values(config.to_dict())
+        return math.sqrt(2 * (config.n + 1) * eps * eps * float(np.sum(s * s))
+                         / (config.minibatch_size * (config.m + config.n)))
 
     def loss_depth(self, values) -> float:
         """1/2 sum_{i < min(h, k)} s_i^2: the best rank-h fit of S (f(W*) = 0)."""

@@ -67,7 +67,7 @@ from .linear_network import LinearNetworkSpec
 
 __all__ = ["TeacherStudentSaddle", "TeacherStudentSpec", "population_loss", "empirical_loss",
            "symmetric_plateau", "teacher_weights", "helmert", "population_level",
-           "plateau_arrays"]
+           "plateau_arrays", "plateau_curvature"]
 
 _HI = jax.lax.Precision.HIGHEST
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -173,6 +173,22 @@ class TeacherStudentSaddle(AbstractLandscape):
         """The gradient of the empirical loss on the rows of X (B, n), teacher targets:
         unbiased for the population loss (fresh inputs) or the data set's (picked rows)."""
         return jax.grad(lambda w: empirical_loss(w["W1"], w["W2"], self.B1, self.B2, X))(W)
+
+    def alignment(self, W) -> jax.Array:
+        """The specialization of the best student unit to teacher unit 0, rescaled so that the
+        plateau is 0 and perfect specialization 1: (max_i rho_i - rho*) / (1 - rho*) with
+        rho_i = R_i0 / sqrt(Q_ii T_00) = cos(w_i, B_1[0]) and rho* = the same at W* (on the
+        population plateau every unit has rho* = 1/sqrt(M))."""
+        b = self.B1[0]
+        rho = self._cosines(W["W1"], b)
+        rho_star = self._cosines(self.W1s[:1], b)[0]
+        return (jnp.max(rho) - rho_star) / (1.0 - rho_star)
+
+    @staticmethod
+    def _cosines(W1, b):
+        dots = jnp.matmul(W1, b, precision=_HI)
+        norms = jnp.sqrt(tree_sum(W1 * W1, axis=1) * tree_sum(b * b))
+        return dots / jnp.maximum(norms, jnp.finfo(W1.dtype).tiny)
 
     def _pairs(self):
         h = self.W1s.shape[0]
@@ -331,8 +347,28 @@ def plateau_arrays(config) -> dict[str, np.ndarray | None]:
     if config.escape_rank > count:
         raise ConfigError("escape_rank", config.escape_rank,
                           f"an integer in [1, {count}] (negative eigenvalues x (width - 1))")
-    arrays.update(Z=evecs[:, neg], curvatures=evals[neg])
+    arrays.update(Z=evecs[:, neg], curvatures=evals[neg], spectrum=evals)
     return arrays
+
+
+def plateau_curvature(config) -> dict:
+    """The plateau's curvature facts from H_std (whose eigenvalues are the full Hessian's
+    off the symmetric subspace, each h - 1 times): ``gamma`` = -(lowest eigenvalue), its
+    ``multiplicity`` in the full Hessian ((h - 1) x the eigenvalues of H_std within 1e-6
+    relative of the lowest), ``negative`` (the number of negative full-Hessian directions,
+    (h - 1) x H_std's negative eigenvalues) and ``bulk_scale``: the mean of H_std's positive
+    eigenvalues (above _NEGATIVE x the largest |eigenvalue|), or 0.0 when there are none.
+    On the population plateau there are none: along u (x) z the student's output does not
+    change to first order (the units are equal), so H_std is the residual's term alone, and
+    every eigenvalue but the escape ones is 0 to rounding (measured: |lambda| < 1e-16)."""
+    evals = plateau_arrays(config)["spectrum"]
+    lo = float(evals[0])
+    tol = _NEGATIVE * np.abs(evals).max()
+    positive = evals[evals > tol]
+    h1 = config.width - 1
+    return dict(gamma=-lo, multiplicity=h1 * int(np.sum(evals <= lo * (1 - 1e-6))),
+                negative=h1 * int(np.sum(evals < -tol)),
+                bulk_scale=float(positive.mean()) if positive.size else 0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -358,6 +394,7 @@ class TeacherStudentSpec(LandscapeSpec):
     fields = (WIDTH, TEACHER_WIDTH, ACTIVATION, TEACHER_SCALE, SAMPLES)
     static = ("activation", "samples")
     minibatch = True  # TeacherStudentSaddle.minibatch_gradient
+    alignment = True  # TeacherStudentSaddle.alignment
     # Core defaults while this family is chosen (saddle.config.core_defaults): start at the
     # plateau point plus a small random perturbation (exactly at it nothing moves without
     # noise), and count an escape by the loss; loss_drop None is derived in normalize.
@@ -376,6 +413,7 @@ class TeacherStudentSpec(LandscapeSpec):
     def shared_arrays(self, config):
         arrays = plateau_arrays(config)
         arrays.pop("curvatures")
+        arrays.pop("spectrum")
         return arrays
 
     def build(self, static, arrays, s, escape_rank):
@@ -385,6 +423,9 @@ class TeacherStudentSpec(LandscapeSpec):
 
     def dimension(self, config) -> int:
         return config.width * (config.m + config.n)
+
+    def param_shapes(self, config) -> tuple[tuple[int, int], ...]:
+        return ((config.width, config.n), (config.m, config.width))
 
     def loss_depth(self, values) -> float:
         """The plateau's population loss (the solution has loss 0); with a data set, the

@@ -13,7 +13,16 @@ from ..errors import ConfigError
 from ..reduce import tree_norm
 from ..registry import LANDSCAPES, NOISES
 from ._base import cast, decayed_step, learning_rate_at, map_leaves, zeros_like_tree
-from ._spec import EPS, LEARNING_RATE, MOMENTUM, NESTEROV, WEIGHT_DECAY, OptimizerSpec, register
+from ._spec import (
+    EPS,
+    LEARNING_RATE,
+    MOMENTUM,
+    NESTEROV,
+    WEIGHT_DECAY,
+    OptimizerSpec,
+    incoherent_norms,
+    register,
+)
 
 __all__ = ["sgd", "sign_descent", "normalized_gd", "MomentumState"]
 
@@ -135,10 +144,18 @@ class SGDSpec(OptimizerSpec):
         """The RMS of the first stochastic gradient: the bulk's pull on a random init and
         the noise's per-entry scale (1 when both are zero). Frobenius RMS sqrt(mn), spectral
         RMS (sqrt m + sqrt n): both parts are dense and incoherent."""
-        lam2 = LANDSCAPES[config.landscape].mean_squared_curvature(config)
+        landscape = LANDSCAPES[config.landscape]
+        lam2 = landscape.mean_squared_curvature(config)
         init = config.init_scale or 0.0
         noise = NOISES[config.noise].entry_std(config)
-        if not math.isfinite(noise):  # heavy-tailed or state-dependent noise
+        if NOISES[config.noise].state_dependent:  # minibatch: the start's, where derived
+            noise = landscape.minibatch_entry_std(config)
+            if noise is None:
+                raise ConfigError("noise", config.noise, "a noise model with a finite "
+                                  "per-entry scale, or minibatch noise on a landscape that "
+                                  "derives its scale at the start (SGD's matched learning "
+                                  "rates are set from it)")
+        if not math.isfinite(noise):  # heavy-tailed noise
             raise ConfigError("noise", config.noise, "a noise model with a finite per-entry "
                               "scale (SGD's matched_rms learning rate is set from it)")
         rms = math.sqrt(init**2 * lam2 + noise**2)
@@ -178,6 +195,12 @@ class NormalizedGDSpec(OptimizerSpec):
                              weight_decay=s["weight_decay"])
 
     def update_rms_per_lr(self, config) -> float:
-        """1/sqrt(mn): the Frobenius norm of a step is eta exactly (without momentum);
-        spectral (sqrt m + sqrt n)/sqrt(mn) (incoherent convention)."""
+        """1/sqrt(mn) at the config's (m, n) (see :meth:`leaf_norms_per_lr`)."""
         return 1.0 / math.sqrt(config.m * config.n)
+
+    def leaf_norms_per_lr(self, config, shape) -> dict[str, float]:
+        """Each leaf is normalized on its own: its step has Frobenius norm eta exactly
+        (without momentum), RMS eta/sqrt(mn), spectral (sqrt m + sqrt n)/sqrt(mn) eta
+        (incoherent convention)."""
+        m, n = shape
+        return incoherent_norms(1.0 / math.sqrt(m * n), m, n)

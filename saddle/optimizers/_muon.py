@@ -201,15 +201,15 @@ class MuonSpec(OptimizerSpec):
                     weight_decay=s["weight_decay"], **static)
 
     def update_rms_per_lr(self, config) -> float:
-        """A full-rank orthogonalized update has RMS 1/sqrt(max(m, n)) before scaling."""
-        m, n = config.m, config.n
-        return muon_scale((m, n), config.scaling) / math.sqrt(max(m, n))
+        """The RMS of a whole orthogonalized update (see :meth:`leaf_norms_per_lr`)."""
+        return self.update_norms_per_lr(config)["rms"]
 
-    def update_norms_per_lr(self, config) -> dict[str, float]:
-        """A full-rank orthogonalized update ``s * U V^T`` has min(m, n) singular values equal
-        to the scale ``s``: spectral ``s``, Frobenius ``s sqrt(min(m, n))``, RMS
-        ``s / sqrt(max(m, n))`` (exact for polar; Newton-Schulz leaves them near 1)."""
-        m, n = config.m, config.n
+    def leaf_norms_per_lr(self, config, shape) -> dict[str, float]:
+        """A full-rank orthogonalized update ``s * U V^T`` of an (m, n) leaf has min(m, n)
+        singular values equal to the leaf's scale ``s``: spectral ``s``, Frobenius
+        ``s sqrt(min(m, n))``, RMS ``s / sqrt(max(m, n))`` (exact for polar; Newton-Schulz
+        leaves them near 1)."""
+        m, n = shape
         s = muon_scale((m, n), config.scaling)
-        return dict(rms=self.update_rms_per_lr(config), frobenius=s * math.sqrt(min(m, n)),
+        return dict(rms=s / math.sqrt(max(m, n)), frobenius=s * math.sqrt(min(m, n)),
                     spectral=s)

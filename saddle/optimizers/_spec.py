@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import optax
 
 from ..fields import bool_field, float_field
-from ..registry import OPTIMIZERS, Component
+from ..registry import LANDSCAPES, OPTIMIZERS, Component
 
 __all__ = [
     "OptimizerSpec",
@@ -74,12 +74,13 @@ class OptimizerSpec(Component):
 
     def update_rms_per_lr(self, config) -> float:
         """The nominal RMS of one update divided by the learning rate, for the learning-rate
-        protocols that match update sizes across optimizers."""
+        protocols that match update sizes across optimizers (the same on every leaf unless
+        the spec overrides :meth:`leaf_norms_per_lr`)."""
         raise NotImplementedError(f"{self.name}: no nominal update RMS")
 
-    def update_norms_per_lr(self, config) -> dict[str, float]:
-        """The nominal RMS, Frobenius and spectral norms of one (m, n) update divided by the
-        learning rate: the one table the learning-rate protocols match on.
+    def leaf_norms_per_lr(self, config, shape: tuple[int, int]) -> dict[str, float]:
+        """The nominal RMS, Frobenius and spectral norms of one update of an (m, n) = ``shape``
+        leaf divided by the learning rate: the one table the learning-rate protocols match on.
 
         Frobenius = RMS * sqrt(mn) always. The spectral norm follows the incoherent
         convention of :func:`incoherent_norms` (RMS * (sqrt(m) + sqrt(n))) unless the spec
@@ -92,15 +93,31 @@ class OptimizerSpec(Component):
         mano            0.2 (exact)               0.2 sqrt(mn)          0.2 (sqrt m + sqrt n)
         sign_descent    1 (exact)                 sqrt(mn)              sqrt m + sqrt n
         sgd             g0 (initial grad RMS)     g0 sqrt(mn)           g0 (sqrt m + sqrt n)
-        normalized_gd   1/sqrt(mn)                1 (exact)             (sqrt m + sqrt n)/sqrt(mn)
+        normalized_gd   1/sqrt(mn)                1 (exact, per leaf)   (sqrt m + sqrt n)/sqrt(mn)
         muon            s/sqrt(max(m, n))         s sqrt(min(m, n))     s (exact for polar)
         ==============  ========================  ====================  ========================
 
-        ``s`` is Muon's scaling factor (keller: sqrt(max(1, m/n)); moonlight:
+        ``s`` is Muon's scaling factor for the leaf (keller: sqrt(max(1, m/n)); moonlight:
         0.2 sqrt(max(m, n)); none: 1). Newton-Schulz Muon gets the polar values: its five
-        quintic steps leave the singular values near 1, not at 1.
+        quintic steps leave the singular values near 1, not at 1. Every optimizer here acts
+        on each leaf separately (normalized GD normalizes each leaf to Frobenius eta).
         """
-        return incoherent_norms(self.update_rms_per_lr(config), config.m, config.n)
+        return incoherent_norms(self.update_rms_per_lr(config), *shape)
+
+    def update_norms_per_lr(self, config) -> dict[str, float]:
+        """The nominal norms of one whole update per unit learning rate, over the landscape's
+        parameter leaves (:meth:`LandscapeSpec.param_shapes`): RMS over all D parameters,
+        Frobenius over all of them, spectral the largest leaf's (each leaf is a matrix of its
+        own; Muon orthogonalizes each with its own scale). One leaf: its row of the table in
+        :meth:`leaf_norms_per_lr`."""
+        shapes = LANDSCAPES[config.landscape].param_shapes(config)
+        leaves = [self.leaf_norms_per_lr(config, shape) for shape in shapes]
+        if len(leaves) == 1:
+            return leaves[0]
+        frobenius = math.sqrt(sum(t["frobenius"] ** 2 for t in leaves))
+        D = sum(m * n for m, n in shapes)
+        return dict(rms=frobenius / math.sqrt(D), frobenius=frobenius,
+                    spectral=max(t["spectral"] for t in leaves))
 
     def from_config(self, config) -> optax.GradientTransformation:
         """The optimizer of a normalized config (Python-number hyperparameters)."""

@@ -1,8 +1,11 @@
 """Learning-rate protocols: what learning rate each grid point runs at.
 
-Every optimizer spec states the nominal norms of one update per unit learning rate at shape
-(m, n) (:func:`update_norms_per_lr`, one table for all protocols; the table of values is in
-:meth:`saddle.optimizers.OptimizerSpec.update_norms_per_lr`).
+Every optimizer spec states the nominal norms of one update per unit learning rate of each
+parameter leaf (m, n) (the table of values is in
+:meth:`saddle.optimizers.OptimizerSpec.leaf_norms_per_lr`), and :func:`update_norms_per_lr`
+combines them over the landscape's leaves (:meth:`saddle.landscapes.LandscapeSpec.param_shapes`:
+one (m, n) leaf for the spectral families; W1 (h, n) and W2 (m, h) for the networks): RMS
+over all D parameters, Frobenius over all, spectral the largest leaf's.
 
 Frobenius = RMS * sqrt(mn) always. Spectral: Muon's orthogonalized update has all its
 singular values equal to its scale ``s`` (keller: sqrt(max(1, m/n)); Newton-Schulz gets
@@ -63,14 +66,14 @@ EDGE_RESOLUTION = 1.1
 
 
 def update_rms_per_lr(config: Config) -> float:
-    """Nominal RMS of one update divided by the learning rate (see the module docstring);
-    each optimizer's spec states its own."""
-    return OPTIMIZERS[config.optimizer].update_rms_per_lr(config)
+    """Nominal RMS of one update over all parameters divided by the learning rate (see the
+    module docstring)."""
+    return update_norms_per_lr(config)["rms"]
 
 
 def update_norms_per_lr(config: Config) -> dict[str, float]:
     """Nominal ``rms``, ``frobenius`` and ``spectral`` norms of one update per unit learning
-    rate at the config's shape (the table of the module docstring)."""
+    rate over the config's parameter leaves (the module docstring)."""
     return dict(OPTIMIZERS[config.optimizer].update_norms_per_lr(config))
 
 
