@@ -29,7 +29,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import scipy.stats
 
 from ..errors import ConfigError
