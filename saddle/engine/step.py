@@ -103,7 +103,7 @@ def step(key: StepKey, state: RunState, problem: Problem) -> tuple[RunState, Ste
     L = problem.landscape
     W = state.params
     f, g, a = L.value_and_grad_with_coordinates(W)
-    if problem.noise.state_dependent:  # decided at trace time: the model's class attribute
+    if problem.noise.state_dependent:  # decided at trace time: static values only
         Xi = problem.noise.gradient_noise(generator(problem.rng, key.key, key.t), L, W, g)
     else:
         Xi = _draw(problem.rng, key.key, key.t, W,

@@ -20,7 +20,12 @@ TRACE_FIELDS = (
     "escape_alignment",
     "momentum_signal",
     "momentum_noise",
+    # Leakage (claim C4): how much of the step misses the escape subspace.
+    "update_orthogonal",  # ||dW_perp||_F, dW_perp = dW - sum_i <dW, E_i> E_i
+    "update_leakage",  # ||dW_perp||_F / ||dW||_F, in [0, 1]
+    "momentum_alignment",  # |p_0^T u_1| |q_0^T v_1| = |u_1^T E_0 v_1|, (u_1, v_1) M's top pair
 )
+# Trace files written before a field existed lack its column: readers fill it with NaN.
 _EXACT_SPECTRAL = 256  # exact SVD for min(m, n) up to this; power iteration above
 
 
@@ -38,6 +43,36 @@ def _spectral_norm(A: jax.Array) -> jax.Array:
     v = jax.lax.fori_loop(0, 40, it, v)
     Av = A @ v
     return jnp.sqrt(tree_sum(Av * Av))
+
+
+def _top_singular_pair(A: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(u_1, v_1, s_1) of A: exact (SVD) for small matrices, 40 power iterations on A^T A
+    from a fixed start above (as :func:`_spectral_norm`; diagnostics only)."""
+    if min(A.shape) <= _EXACT_SPECTRAL:
+        U, S, Vt = jnp.linalg.svd(A, full_matrices=False)
+        return U[:, 0], Vt[0], S[0]
+    tiny = jnp.finfo(A.dtype).tiny
+    v = jnp.ones((A.shape[1],), A.dtype) / np.sqrt(A.shape[1])
+
+    def it(_, v):
+        w = A.T @ (A @ v)
+        return w / jnp.maximum(jnp.sqrt(tree_sum(w * w)), tiny)
+
+    v = jax.lax.fori_loop(0, 40, it, v)
+    Av = A @ v
+    s = jnp.sqrt(tree_sum(Av * Av))
+    return Av / jnp.maximum(s, tiny), v, s
+
+
+def _momentum_alignment(mu, E0) -> jax.Array:
+    """|u_1^T E_0 v_1| for the momentum's top singular pair: |p_0^T u_1| |q_0^T v_1| when
+    E_0 = p_0 q_0^T. NaN for a zero momentum or a pytree of several matrices."""
+    leaves = jax.tree.leaves(mu)
+    if len(leaves) != 1:
+        return jnp.asarray(jnp.nan, leaves[0].dtype)
+    M, E = leaves[0], jax.tree.leaves(E0)[0]
+    u, v, s = _top_singular_pair(M)
+    return jnp.where(s > 0, jnp.abs(u @ (E @ v)), jnp.nan)
 
 
 def _tree_spectral_norm(tree) -> jax.Array:
@@ -60,13 +95,22 @@ def trace_row(L: AbstractLandscape, W, W_new, mu, a, f) -> jax.Array:
     along = tree_dot(delta, E0) * sgn
     align = jnp.where(dspec > 0, along / jnp.where(dspec > 0, dspec, 1), jnp.nan)
     moved = dfro > 0
+    # dW_perp formed explicitly: ||dW||^2 - sum d_i^2 cancels when dW is nearly along E_0.
+    d = L.direction_coordinates(delta)
+    perp = delta
+    for i in range(L.escape_rank):
+        Ei = E0 if i == 0 else L.escape_direction(i)
+        perp = jax.tree.map(lambda x, e, c=d[i]: x - c * e, perp, Ei)
+    dperp = jnp.sqrt(tree_dot(perp, perp))
+    leak = dperp / jnp.where(moved, dfro, 1)
     nan = jnp.asarray(jnp.nan, dtype)
     if mu is None:
-        sig = noise = nan
+        sig = noise = malign = nan
     else:
         proj = tree_dot(mu, E0)
         sig = jnp.abs(proj)
         noise = _tree_spectral_norm(jax.tree.map(lambda m, e: m - proj * e, mu, E0))
+        malign = _momentum_alignment(mu, E0)
     row = jnp.stack(
         [
             jnp.sqrt(dist2),
@@ -77,6 +121,9 @@ def trace_row(L: AbstractLandscape, W, W_new, mu, a, f) -> jax.Array:
             jnp.where(moved, align, nan),
             sig,
             noise,
+            jnp.where(moved, dperp, nan),
+            jnp.where(moved, leak, nan),
+            malign,
         ]
     ).astype(dtype)
     return jnp.concatenate([a.astype(dtype), row])

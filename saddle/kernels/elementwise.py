@@ -90,10 +90,20 @@ def _record(row, W_old, W, w_star, M, r, loss, sq, dist):
             fro += d * d
     fro = math.sqrt(fro)
     spec = np.linalg.norm(delta, 2) if fro > 0 else 0.0
+    # ||dW_perp||^2: every entry of the step but the escape diagonal (coherent basis).
+    perp = 0.0
+    for i in range(m):
+        for j in range(n):
+            if not (i == j and i < r):
+                perp += delta[i, j] * delta[i, j]
+    perp = math.sqrt(perp)
     Mr = np.empty((m, n))
     for i in range(m):
         for j in range(n):
             Mr[i, j] = float(M[i, j])
+    # The momentum's top singular pair against (e_0, e_0): |U[0, 0] Vt[0, 0]|.
+    U, S, Vt = np.linalg.svd(Mr)
+    align = abs(U[0, 0] * Vt[0, 0]) if S[0] > 0 else np.nan
     signal = abs(Mr[0, 0])
     Mr[0, 0] = 0.0
     row[r + 0] = dist
@@ -109,6 +119,9 @@ def _record(row, W_old, W, w_star, M, r, loss, sq, dist):
         row[r + 5] = np.nan
     row[r + 6] = signal
     row[r + 7] = np.linalg.norm(Mr, 2)
+    row[r + 8] = perp if fro > 0 else np.nan
+    row[r + 9] = perp / fro if fro > 0 else np.nan
+    row[r + 10] = align
 
 
 # Row kernels. Each is a loop with no reduction and no early exit, so LLVM vectorizes it

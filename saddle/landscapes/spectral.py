@@ -154,6 +154,16 @@ class SpectralSaddle(AbstractLandscape):
             return jnp.zeros((m, n), self.bulk.dtype).at[i, i].set(1)
         return jnp.outer(self.P[:, i], self.Q[:, i])
 
+    def escape_vectors(self, i: int) -> tuple[jax.Array, jax.Array]:
+        """(p_i, q_i): the unit singular vectors of E_i = p_i q_i^T, shapes (m,) and (n,)."""
+        m, n = self.shape
+        dtype = self.bulk.dtype
+        if self.basis is not None:
+            return self.basis.P.column(i, dtype), self.basis.Q.column(i, dtype)
+        if self.coherent:
+            return (jnp.zeros((m,), dtype).at[i].set(1), jnp.zeros((n,), dtype).at[i].set(1))
+        return self.P[:, i], self.Q[:, i]
+
     def escape_projection(self, W: jax.Array) -> jax.Array:
         a = self.escape_coordinates(W)
         r = self.escape_rank

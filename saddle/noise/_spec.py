@@ -35,8 +35,9 @@ class NoiseModel:
 
     @property
     def state_dependent(self) -> bool:
-        """Whether Xi depends on the iterate (then the engine calls :meth:`gradient_noise`)."""
-        return NOISES[self.kind].state_dependent
+        """Whether the engine calls :meth:`gradient_noise` (which sees the landscape and the
+        iterate) rather than :meth:`sample`: see :meth:`NoiseSpec.uses_landscape`."""
+        return NOISES[self.kind].uses_landscape(dict(self.static))
 
     def gradient_noise(self, gen, landscape, params, grad):
         """One step's Xi (a pytree like ``params``) of a state-dependent model."""
@@ -70,6 +71,13 @@ class NoiseSpec(Component):
     def shared_arrays(self, config) -> dict[str, np.ndarray]:
         """Float64 arrays shared by every run of a batch (e.g. row scales)."""
         return {}
+
+    def uses_landscape(self, static: dict) -> bool:
+        """Whether a draw needs the landscape or the iterate, given the model's static
+        values: then the engine calls :meth:`gradient_noise`, not :meth:`sample`. True for
+        every state-dependent model; a model may also need only the landscape's escape
+        vectors for some static values (lowrank with ``noise_coherence`` > 0)."""
+        return self.state_dependent
 
     def sample(self, model: NoiseModel, gen, shape, dtype) -> jax.Array:
         raise NotImplementedError
