@@ -348,9 +348,17 @@ class SpectralSpec(LandscapeSpec):
 
     def seed_matters(self, config) -> bool:
         """The seed draws the bases, the bulk's placement and a random W*: with a coherent
-        basis, a constant bulk and W* = 0 there is nothing to draw."""
-        return not (config.basis == "coherent" and config.bulk == "constant"
-                    and config.saddle_point == "zero")
+        basis, a constant bulk and W* = 0 there is nothing to draw. With W* = 0, an
+        equivariant optimizer and rotation-invariant noise, the draws differ but the law of a
+        run does not (the bulk's eigenvalues are fixed quantiles; only P and Q are drawn, and
+        they cannot matter): the draws are then one landscape in law."""
+        from ..registry import NOISES, OPTIMIZERS
+
+        if config.saddle_point != "zero":
+            return True
+        if OPTIMIZERS[config.optimizer].equivariant and NOISES[config.noise].rotation_invariant:
+            return False
+        return not (config.basis == "coherent" and config.bulk == "constant")
 
     def curvature_scale(self, config) -> float:
         """bulk_scale: the bulk's (largest, for uniform; about mean otherwise) eigenvalue."""

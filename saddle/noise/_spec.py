@@ -58,6 +58,9 @@ class NoiseSpec(Component):
     has_tail_bound: ClassVar[bool] = True
     # The numba kernels draw this model (Gaussian entries with a per-row scale).
     numba: ClassVar[bool] = False
+    # Whether the law of Xi is invariant under Xi -> P Xi Q^T for orthogonal P, Q, or turns
+    # with the landscape's escape vectors (then a rotated landscape has the rotated law).
+    rotation_invariant: ClassVar[bool] = False
     # Whether the model draws random numbers at all (the numba kernels skip drawing if not).
     draws: ClassVar[bool] = True
     # Xi depends on the iterate: the engine calls gradient_noise, not sample, once per step.

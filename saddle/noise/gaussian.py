@@ -27,6 +27,7 @@ __all__ = ["NoNoise", "Isotropic", "OpNorm"]
 @register
 class NoNoise(NoiseSpec):
     name = "none"
+    rotation_invariant = True
     summary = "no noise: full-batch gradients"
     numba = True
     draws = False
@@ -53,6 +54,7 @@ class NoNoise(NoiseSpec):
 @register
 class Isotropic(ScaledNoise):
     name = "isotropic"
+    rotation_invariant = True
     is_default = True
     summary = "sigma Z: per-entry std sigma"
     numba = True
@@ -77,6 +79,7 @@ class Isotropic(ScaledNoise):
 @register
 class OpNorm(ScaledNoise):
     name = "opnorm"
+    rotation_invariant = True
     summary = "sigma/(sqrt m + sqrt n) Z: spectral norm about sigma at every shape"
     numba = True
 

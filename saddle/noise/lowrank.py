@@ -74,6 +74,8 @@ def _mean_max_overlap(dim: int, c: float) -> float:
 @register
 class LowRank(ScaledNoise):
     name = "lowrank"
+    # Gaussian factors (and a coherence relative to the escape vectors, which turn with P, Q)
+    rotation_invariant = True
     summary = "sigma/sqrt(mn) A B^T of rank k: spectral norm about sigma"
     fields = (*ScaledNoise.fields, NOISE_RANK, NOISE_COHERENCE)
     # noise_coherence is static: c > 0 takes another code path (gradient_noise), and c = 0

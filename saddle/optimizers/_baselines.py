@@ -130,6 +130,7 @@ def normalized_gd(learning_rate=0.02, momentum=0.0, *, eps=1e-12, weight_decay=0
 class SGDSpec(OptimizerSpec):
     name = "sgd"
     summary = "SGD, heavy ball or Nesterov"
+    equivariant = True  # linear in the gradients
     fields = (LEARNING_RATE, WEIGHT_DECAY, MOMENTUM, NESTEROV)
     defaults = dict(learning_rate=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     static = ("nesterov",)
@@ -185,6 +186,7 @@ class SignDescentSpec(OptimizerSpec):
 class NormalizedGDSpec(OptimizerSpec):
     name = "normalized_gd"
     summary = "normalized gradient descent (Frobenius step eta)"
+    equivariant = True  # the Frobenius norm is rotation-invariant
     fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM)
     defaults = dict(learning_rate=0.02, momentum=0.0, eps=1e-12, weight_decay=0.0)
     traced = ("learning_rate", "eps", "weight_decay", "momentum")

@@ -188,6 +188,7 @@ SCALING = choice_field("scaling", None, SCALINGS, "muon: update scaling conventi
 class MuonSpec(OptimizerSpec):
     name = "muon"
     is_default = True
+    equivariant = True  # polar factors and odd matrix polynomials commute with P . Q^T
     summary = "Muon: orthogonalized momentum (Newton-Schulz or exact polar)"
     fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, NS_STEPS, ORTHOGONALIZER,
               SCALING)

@@ -65,6 +65,10 @@ class OptimizerSpec(Component):
     # The numba kernels' code for this optimizer (saddle.kernels.elementwise), or None when
     # the kernels do not implement it.
     numba_code: ClassVar[int | None] = None
+    # Whether the update commutes with W -> P W Q^T for orthogonal P, Q (a rotated gradient
+    # history gives the rotated update). Then the basis of a landscape cannot change the law
+    # of anything basis-free under rotation-invariant noise (see saddle.regimes).
+    equivariant: ClassVar[bool] = False
 
     def build(
         self, static: Mapping[str, Any], s: Mapping[str, Any]

@@ -1,0 +1,134 @@
+"""The regime map: labels, the answers its construction fixes (checked by simulation: the
+built-in cases must really be built in), the per-cell verdicts and the headline."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saddle import Config
+from saddle import regimes
+from saddle.analysis import distinct_draws
+from saddle.simulate import simulate
+
+
+def test_labels_name_what_differs_from_the_base():
+    base = dict(regimes.BASE)
+    assert regimes.regime_label(base) == "base"
+    assert regimes.regime_label(dict(base, gamma=0.0, radius=0.3)) == "γ=0, r=0.3"
+    assert regimes.regime_label(dict(base, bulk="power_law", bulk_tail=1.5)) == "power_law α=1.5"
+    assert regimes.regime_label(dict(base, noise="opnorm", sigma=0.2)) == "opnorm σ=0.2"
+    assert regimes.regime_label(dict(base, quartic=0.05)) == "κ=0.05"
+    assert (regimes.regime_label(dict(base, noise="lowrank", sigma=0.05, noise_coherence=1.0))
+            == "lowrank σ=0.05, aligned c=1")
+
+
+@pytest.mark.parametrize("row, method, varies, want", [
+    (dict(basis="coherent", quartic=0.0, noise="isotropic"), "adamw", False,
+     "fails by construction"),
+    (dict(basis="coherent", quartic=0.0, noise="student_t"), "adamw", True, "set by the protocol"),
+    (dict(basis="structured", quartic=0.0, noise="isotropic"), "adamw", False, ""),
+    (dict(basis="coherent", quartic=0.05, noise="isotropic"), "adamw", False, ""),
+    (dict(basis="coherent", quartic=0.0, noise="kronecker"), "adamw", False, ""),
+    (dict(basis="coherent", quartic=0.0, noise="opnorm"), "adamw", False, ""),
+    (dict(basis="coherent", quartic=0.0, noise="isotropic"), "muon-ns", False, ""),
+])
+def test_c1_construction_rule(row, method, varies, want):
+    assert regimes.construction(row, method, varies)["C1"] == want
+
+
+@pytest.mark.parametrize("opt, noise, want", [
+    ("sgd", "isotropic", True), ("muon", "opnorm", True), ("muon", "lowrank", True),
+    ("adamw", "isotropic", False), ("mano", "isotropic", False), ("muon", "kronecker", False),
+    ("muon", "student_t", False), ("sign_descent", "isotropic", False),
+])
+def test_basis_symmetry_rule(opt, noise, want):
+    assert regimes.basis_irrelevant(dict(optimizer=opt, noise=noise)) is want
+    # A random W* breaks nothing in law, but the rule stays on the safe side.
+    assert not regimes.basis_irrelevant(dict(optimizer=opt, noise=noise, saddle_point="random"))
+
+
+def test_fails_by_construction_is_exact_in_simulation():
+    """An element-wise optimizer on a coherent, decoupled landscape at a fixed rate: with the
+    noise replayed per entry (common streams), the escape time is the same number at every
+    shape, so b = 0 exactly. Muon's, which reads the whole matrix, is not."""
+    steps = {}
+    for m, n in ((8, 8), (16, 16), (32, 12)):
+        for opt in ("adamw", "sgd", "muon"):
+            c = Config.from_dict(dict(m=m, n=n, optimizer=opt, basis="coherent",
+                                      noise="isotropic", sigma=0.01, seeds=3, max_steps=3000,
+                                      noise_streams="common", backend="jax", init="random",
+                                      init_scale=0.01))
+            steps[(m, opt)] = [r.steps for r in simulate(c).runs]
+    for opt in ("adamw", "sgd"):
+        assert steps[(8, opt)] == steps[(16, opt)] == steps[(32, opt)], opt
+        assert all(s < 3000 for s in steps[(8, opt)])
+    assert steps[(8, "muon")] != steps[(32, "muon")]
+
+
+def test_symmetric_draws_are_one_landscape_in_law():
+    """The fit clusters landscape draws only where a draw can change the law of a run."""
+    def rows(**kw):
+        c = {**dict(m=16, n=16, basis="structured", noise="isotropic", landscape_seed=0,
+                    landscape_draw=0), **kw}
+        return pd.DataFrame([c])
+    assert not distinct_draws(rows(optimizer="sgd"))
+    assert not distinct_draws(rows(optimizer="muon"))
+    assert distinct_draws(rows(optimizer="adamw"))
+    assert distinct_draws(rows(optimizer="muon", noise="kronecker"))
+
+
+def _exps_and_runs():
+    """A two-cell map: base/coherent (AdamW fixed by construction) and base/structured."""
+    exps, runs = [], []
+    cells = [("coherent", "adamw", 0.0, -0.05, 0.05), ("coherent", "muon-ns", 0.0, -0.1, 0.1),
+             ("structured", "adamw", 0.9, 0.8, 1.1), ("structured", "muon-ns", 0.02, -0.1, 0.1)]
+    for basis, method, b, lo, hi in cells:
+        opt = method.split("-")[0]
+        exps.append(dict(method=method, optimizer=opt, basis=basis, lr_protocol="matched_rms",
+                         noise="isotropic", sigma=0.01, gamma=0.1, quartic=0.0,
+                         bulk="constant", bulk_scale=1.0, radius=1.0, exponent=b, low=lo,
+                         high=hi, outcome="fit", dimension_free_possible=True))
+        for D in (256, 1024):
+            runs.append(dict(method=method, optimizer=opt, basis=basis,
+                             lr_protocol="matched_rms", noise="isotropic", sigma=0.01,
+                             gamma=0.1, quartic=0.0, bulk="constant", bulk_scale=1.0,
+                             radius=1.0, D=D, learning_rate=1e-3))
+    return pd.DataFrame(exps), pd.DataFrame(runs)
+
+
+def test_table_verdicts_and_headline_leave_out_built_in_cells():
+    exps, runs = _exps_and_runs()
+    table = regimes.regime_table(runs, exps)
+    assert list(table["c1_construction"]) == ["fails by construction", "", "", ""]
+    assert list(table["class"]) == ["dimension-free", "dimension-free", "O(D)",
+                                    "dimension-free"]
+    assert (table["protocol_b"] == 0).all()
+    v = regimes.regime_verdicts(table)
+    assert list(v["C1"]) == ["fails", "holds"] and list(v["C2"]) == ["holds", "holds"]
+    verdict, lines = regimes.headline(v, "C1")
+    assert verdict == "holds in all 1 measured cells"
+    assert lines == ["holds: base / structured / matched_rms"]
+    assert not v["reverses"].any()
+
+
+def test_reversal_and_protocol_exponent():
+    exps, runs = _exps_and_runs()
+    exps.loc[exps["method"] == "adamw", ["exponent", "low", "high"]] = [-0.4, -0.5, -0.3]
+    exps.loc[exps["method"] == "muon-ns", ["exponent", "low", "high"]] = [0.4, 0.3, 0.5]
+    runs.loc[runs["D"] == 1024, "learning_rate"] = 0.5e-3  # lr ~ D^(-1/2)
+    table = regimes.regime_table(runs, exps)
+    assert np.allclose(table["protocol_b"], 0.5)
+    # the coherent AdamW cell's rate moves with D: its answer is set by the protocol
+    assert table["c1_construction"].iloc[0] == "set by the protocol"
+    v = regimes.regime_verdicts(table)
+    assert v["reverses"].all()
+
+
+def test_figure_is_written(tmp_path):
+    exps, runs = _exps_and_runs()
+    table = regimes.regime_table(runs, exps)
+    table.loc[0, "exponent"] = math.nan
+    regimes.plot_regime_map(table, tmp_path / "map.png")
+    assert (tmp_path / "map.png").stat().st_size > 5000
