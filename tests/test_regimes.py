@@ -106,11 +106,19 @@ def test_table_verdicts_and_headline_leave_out_built_in_cells():
                                     "dimension-free"]
     assert (table["protocol_b"] == 0).all()
     v = regimes.regime_verdicts(table)
-    assert list(v["C1"]) == ["fails", "holds"] and list(v["C2"]) == ["holds", "holds"]
+    assert list(v["C1"]) == ["fails (dimension-free)", "holds"]
+    assert list(v["C2"]) == ["holds", "holds"]
     verdict, lines = regimes.headline(v, "C1")
-    assert verdict == "holds in all 1 measured cells"
+    assert verdict == "holds in all 1 decided cells"
     assert lines == ["holds: base / structured / matched_rms"]
     assert not v["reverses"].any()
+    # sub-linear growth is "partly", and the headline counts it apart
+    t2 = table.copy()
+    t2.loc[2, ["exponent", "low", "high"]] = [0.4, 0.3, 0.5]
+    t2.loc[2, "class"] = "grows with D (sub-linear)"
+    v2 = regimes.regime_verdicts(t2)
+    assert list(v2["C1"]) == ["fails (dimension-free)", "partly (sub-linear)"]
+    assert regimes.headline(v2, "C1")[0] == "holds in 0, partly in 1 and fails in 0 of 1 decided cells"
 
 
 def test_reversal_and_protocol_exponent():
