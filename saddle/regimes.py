@@ -37,21 +37,22 @@ import math
 import numpy as np
 import pandas as pd
 
+from .classes import classify_b, md_table, optimizer_label, with_label
+from .config import FIELDS
+from .registry import NOISES, OPTIMIZERS
+
 __all__ = ["BASE", "REGIME_FIELDS", "regime_label", "construction", "regime_table",
            "regime_verdicts", "plot_regime_map", "basis_irrelevant", "headline", "analyse",
-           "report_lines", "ELEMENTWISE", "D_FREE_ENTRY_NOISE"]
+           "report_lines", "mechanisms"]
 
 # The fields that make up a regime (the basis and the shape are not among them).
 REGIME_FIELDS = ("bulk", "bulk_scale", "bulk_tail", "bulk_ratio", "gamma", "quartic",
                  "radius", "noise", "sigma", "noise_rank", "noise_zipf", "noise_df",
                  "noise_coherence")
-# The base regime of simulations/regimes.toml; a regime's label names what differs from it.
-BASE = dict(bulk="constant", bulk_scale=1.0, gamma=0.1, quartic=0.0, radius=1.0,
-            noise="isotropic", sigma=0.01)
-
-ELEMENTWISE = ("adamw", "sign_descent", "sgd")
-# Noise whose per-entry law does not depend on the shape.
-D_FREE_ENTRY_NOISE = ("none", "isotropic", "student_t")
+# The base regime of simulations/regimes.toml, the config defaults; a regime's label names
+# what differs from it.
+BASE = {k: FIELDS[k].default for k in ("bulk", "bulk_scale", "gamma", "quartic", "radius",
+                                       "noise", "sigma")}
 
 _GREEK = {"gamma": "γ", "quartic": "κ", "bulk_scale": "λ", "bulk_tail": "α", "sigma": "σ",
           "noise_coherence": "c", "radius": "r"}
@@ -92,8 +93,8 @@ def regime_label(row) -> str:
     sigma = _num(row.get("sigma"))
     if noise != BASE["noise"] or (sigma is not None and not _same(sigma, BASE["sigma"])):
         text = f"{noise} σ={sigma:g}" if sigma is not None else str(noise)
-        df_ = _num(row.get("noise_df"))
-        if noise == "student_t" and df_:
+        df_ = _num(row.get("noise_df"))  # set only where the noise model has it
+        if df_:
             text += f" ν={df_:g}"
         parts.append(text)
     if _coherence(row) > 0:
@@ -101,15 +102,18 @@ def regime_label(row) -> str:
     return ", ".join(parts) if parts else "base"
 
 
-def construction(row, method: str, lr_varies: bool) -> dict[str, str]:
+def construction(row, lr_varies: bool) -> dict[str, str]:
     """What a cell's own construction fixes, per claim: ``{"C1": label, "basis": label}``
-    (empty strings where nothing is fixed). ``row``: the cell's regime and basis fields;
-    ``lr_varies``: whether the cell's learning rate changes with D."""
+    (empty strings where nothing is fixed). ``row``: the cell's optimizer, regime and basis
+    fields; ``lr_varies``: whether the cell's learning rate changes with D. The rules read
+    :attr:`OptimizerSpec.elementwise`, :attr:`OptimizerSpec.equivariant`,
+    :attr:`NoiseSpec.shape_free_entries` and :attr:`NoiseSpec.rotation_invariant`."""
     out = {"C1": "", "basis": ""}
-    noise = row.get("noise")
+    opt, noise = row.get("optimizer"), row.get("noise")
     separable = (row.get("basis") == "coherent" and (_num(row.get("quartic")) or 0.0) == 0.0
                  and row.get("escape", "projection") == "projection")
-    if method in ELEMENTWISE and separable and noise in D_FREE_ENTRY_NOISE:
+    if (opt in OPTIMIZERS and noise in NOISES and OPTIMIZERS[opt].elementwise and separable
+            and NOISES[noise].shape_free_entries):
         out["C1"] = "set by the protocol" if lr_varies else "fails by construction"
     if basis_irrelevant(row):
         out["basis"] = "basis irrelevant by symmetry"
@@ -120,8 +124,6 @@ def basis_irrelevant(row) -> bool:
     """Whether the basis cannot change the law of a run: an equivariant optimizer, noise
     whose law turns with the landscape, and W* = 0 (:attr:`OptimizerSpec.equivariant`,
     :attr:`NoiseSpec.rotation_invariant`)."""
-    from .registry import NOISES, OPTIMIZERS
-
     opt, noise = row.get("optimizer"), row.get("noise")
     if opt not in OPTIMIZERS or noise not in NOISES:
         return False
@@ -146,11 +148,9 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
     censoring (from ``exps``, the :func:`saddle.analysis.exponent_table` of ``runs`` with a
     ``method`` column), the regime's label, and what its construction fixes.
 
-    Columns added: regime, class (see :func:`saddle.reproduce._classify_b`), lr_slope
+    Columns added: regime, class (:func:`saddle.classes.classify_b`), lr_slope
     (d log lr / d log D), protocol_b (-lr_slope: the exponent a step-limited escape gets from
     the rate alone), c1_construction, basis_symmetry."""
-    from .reproduce import _classify_b  # the one classification rule
-
     if exps.empty:
         return pd.DataFrame()
     keys = [c for c in ("method", "basis", "lr_protocol", *REGIME_FIELDS) if c in exps.columns]
@@ -165,8 +165,8 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
                          and math.isnan(v)) else (col == v).to_numpy())
         g = runs[mask]
         slope = _lr_slope(g)
-        built = construction(r, r["method"], lr_varies=abs(slope) > 1e-9)
-        cls = _classify_b(r["low"], r["high"], bool(r.get("dimension_free_possible", True)))
+        built = construction(r, lr_varies=abs(slope) > 1e-9)
+        cls = classify_b(r["low"], r["high"], bool(r.get("dimension_free_possible", True)))
         if r.get("outcome") == "insufficient":
             cls = "insufficient"
         rows.append(dict(r, regime=regime_label(r), **{"class": cls}, lr_slope=slope,
@@ -176,7 +176,7 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
 
 
 def _claim_cell(t: pd.DataFrame, method: str, want: str) -> tuple[str, str]:
-    """(verdict, note) of one claim in one (regime, basis, protocol) cell."""
+    """(verdict, C1 construction note) of one claim in one (regime, basis, protocol) cell."""
     m = t[t["method"] == method]
     if m.empty:
         return "—", ""
@@ -194,22 +194,22 @@ def _claim_cell(t: pd.DataFrame, method: str, want: str) -> tuple[str, str]:
         v = "partly (sub-linear)"
     else:
         v = f"fails ({cls})"
-    note = r.get("c1_construction", "") if method == "adamw" else ""
-    return v, note
+    return v, r.get("c1_construction", "")
 
 
-def regime_verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (regime, basis, protocol): the C1 verdict (AdamW's class is O(D)), the C2 verdict
-    (Muon's, Newton-Schulz, class is dimension-free), whether the paper's contrast reverses
-    (AdamW's exponent CI wholly below Muon's), and what the construction fixes."""
+def regime_verdicts(table: pd.DataFrame, c1_method: str, c2_method: str) -> pd.DataFrame:
+    """Per (regime, basis, protocol): the C1 verdict (``c1_method``'s class is O(D)), the C2
+    verdict (``c2_method``'s class is dimension-free), whether the paper's contrast reverses
+    (the C1 method's exponent CI wholly below the C2 method's), and what the construction
+    fixes for C1."""
     if table.empty:
         return pd.DataFrame()
     out = []
     for (regime, basis, proto), t in table.groupby(["regime", "basis", "lr_protocol"],
                                                     sort=False):
-        c1, c1_note = _claim_cell(t, "adamw", "O(D)")
-        c2, _ = _claim_cell(t, "muon-ns", "dimension-free")
-        a, m = t[t["method"] == "adamw"], t[t["method"] == "muon-ns"]
+        c1, c1_note = _claim_cell(t, c1_method, "O(D)")
+        c2, _ = _claim_cell(t, c2_method, "dimension-free")
+        a, m = t[t["method"] == c1_method], t[t["method"] == c2_method]
         reverses = bool(len(a) and len(m) and np.isfinite(a["high"].iloc[0])
                         and np.isfinite(m["low"].iloc[0])
                         and a["high"].iloc[0] < m["low"].iloc[0])
@@ -219,7 +219,8 @@ def regime_verdicts(table: pd.DataFrame) -> pd.DataFrame:
                     f"{x['high'].iloc[0]:.2f}]" if len(x) and np.isfinite(x["exponent"].iloc[0])
                     else "—")
         out.append(dict(regime=regime, basis=basis, lr_protocol=proto,
-                        adamw_b=b_of(a), muon_b=b_of(m), C1=c1, C1_construction=c1_note,
+                        **{f"{c1_method}_b": b_of(a), f"{c2_method}_b": b_of(m)},
+                        C1=c1, C1_construction=c1_note,
                         C2=c2, reverses=reverses))
     return pd.DataFrame(out)
 
@@ -351,15 +352,16 @@ def plot_regime_map(table: pd.DataFrame, path) -> None:
     plt.close(fig)
 
 
-def analyse(runs: pd.DataFrame, n_resamples: int = 999) -> dict:
+def analyse(runs: pd.DataFrame, c1_method: str, c2_method: str,
+            n_resamples: int = 999) -> dict:
     """The map from the regime experiment's runs: ``table`` (:func:`regime_table`) and
-    ``verdicts`` (:func:`regime_verdicts`); empty frames when there are no runs."""
+    ``verdicts`` (:func:`regime_verdicts` for the methods claims C1 and C2 are about); empty
+    frames when there are no runs."""
     from .analysis import exponent_table
-    from .reproduce import _with_label
 
     if runs.empty:
         return dict(table=pd.DataFrame(), verdicts=pd.DataFrame())
-    runs = _with_label(runs)
+    runs = with_label(runs)
     exps = exponent_table(runs, n_resamples=n_resamples)
     if exps.empty:
         return dict(table=pd.DataFrame(), verdicts=pd.DataFrame())
@@ -368,13 +370,13 @@ def analyse(runs: pd.DataFrame, n_resamples: int = 999) -> dict:
         if c not in exps.columns and c in runs.columns and runs[c].nunique(dropna=False) == 1:
             exps[c] = runs[c].iloc[0]
     table = regime_table(runs, exps)
-    return dict(table=table, verdicts=regime_verdicts(table))
+    return dict(table=table, verdicts=regime_verdicts(table, c1_method, c2_method))
 
 
 def _method_of(r: dict) -> str:
-    from .reproduce import _optimizer_label
-
-    return _optimizer_label(dict(r, orthogonalizer=r.get("orthogonalizer") or "newton_schulz"))
+    """The method label of an exponent row (its orthogonalizer is a key only where it
+    varies; the map runs Newton-Schulz)."""
+    return optimizer_label(dict(r, orthogonalizer=r.get("orthogonalizer") or "newton_schulz"))
 
 
 _TABLE_COLUMNS = ["regime", "basis", "lr_protocol", "method", "exponent", "low", "high",
@@ -384,8 +386,6 @@ _TABLE_COLUMNS = ["regime", "basis", "lr_protocol", "method", "exponent", "low",
 
 def report_lines(res: dict) -> list[str]:
     """The regime-map section of the reproduction's report."""
-    from .reproduce import md_table
-
     lines = ["\n## Regime map (measured)\n"]
     table, verdicts = res.get("table", pd.DataFrame()), res.get("verdicts", pd.DataFrame())
     if table.empty:

@@ -20,6 +20,11 @@ import pandas as pd
 
 from . import regimes
 from .analysis import _draws, _seeds, exponent_table, select_tuned, summarize, times_and_events
+from .classes import FLAT_B, LINEAR_B, md_table
+from .classes import classify_b as _classify_b
+from .classes import fmt as _fmt
+from .classes import optimizer_label as _optimizer_label
+from .classes import with_label as _with_label
 from .records import config_from_row
 
 __all__ = ["EXPERIMENTS", "spec_path", "run_experiments", "analyse", "write_report",
@@ -33,8 +38,8 @@ EXPERIMENTS = ("regimes", "dimension", "gap", "coherence", "leakage", "trajector
 NETWORK_EXPERIMENTS = ("networks",)
 
 # Verdict rules (also printed in the report).
-FLAT_B = 0.15  # |b| below this, with the whole CI inside (-FLAT_B, FLAT_B): dimension-free
-LINEAR_B = 0.75  # b's CI above this (or containing 1): an O(D) penalty
+# The methods claims C1 and C2 are about (method labels, saddle.classes.optimizer_label).
+C1_METHOD, C2_METHOD = "adamw", "muon-ns"
 BALLISTIC_R2 = 0.98  # a_t linear in t with R^2 above this, and better than exponential growth
 
 
@@ -79,41 +84,6 @@ def _run_equivalents(spec, out: Path, log=None) -> None:
 
     eq = equivalent_points(spec)
     run_sweep(eq, out / "results" / eq.name, log=log)
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _fmt(x, digits=2) -> str:
-    if x is None or x is pd.NA or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def md_table(df: pd.DataFrame, digits=2) -> str:
-    if df.empty:
-        return "_(no data)_\n"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v, digits) for v in r) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _optimizer_label(row) -> str:
-    opt = row["optimizer"]
-    if opt == "muon":
-        o = row.get("orthogonalizer")
-        return "muon-ns" if o == "newton_schulz" else "muon-polar"
-    return opt
-
-
-def _with_label(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-    df["method"] = [_optimizer_label(r) for r in df.to_dict("records")]
-    return df
 
 
 # --- report sections -------------------------------------------------------------------------
@@ -475,28 +445,6 @@ class Verdict:
     rule: str = ""
 
 
-def _classify_b(low, high, dimension_free_possible: bool = True) -> str:
-    """The class of an exponent from its CI. When the median at the largest D is beyond the
-    budget (a cliff), a class that says escape does not slow with D (dimension-free, faster
-    with D) becomes "cliff": the budget hides how slow the largest D is. Classes that say it
-    slows (O(D), sub-linear growth) stand: the cliff only adds to that evidence."""
-    cls = "undetermined"
-    if math.isfinite(low) and math.isfinite(high):
-        if -FLAT_B < low and high < FLAT_B:
-            cls = "dimension-free"
-        elif high < -FLAT_B:
-            cls = "faster with D"
-        elif low > LINEAR_B or (low <= 1 <= high and low > FLAT_B):
-            cls = "O(D)"
-        elif low > FLAT_B:
-            cls = "grows with D (sub-linear)"
-        else:
-            cls = "inconclusive"
-    if not dimension_free_possible and cls not in ("O(D)", "grows with D (sub-linear)"):
-        return "cliff"
-    return cls
-
-
 EXCLUDED = "capped edge, excluded"
 
 
@@ -541,12 +489,13 @@ def _lr_varies(chosen) -> bool:
 
 
 def _with_construction(square: pd.DataFrame) -> pd.DataFrame:
-    """The dimension experiment's exponents with ``c1_construction``: what its coherent,
-    decoupled landscape fixes for C1 (:func:`saddle.regimes.construction`)."""
+    """The dimension experiment's exponents with ``c1_construction``: what the landscape it
+    ran on fixes for C1 (:func:`saddle.regimes.construction`; nothing where the exponent
+    rows do not say which basis it was)."""
     if square.empty or "method" not in square.columns:
         return square.assign(c1_construction="")
-    labels = [regimes.construction(dict(basis="coherent", quartic=0.0, noise=r.get("noise")),
-                                   r["method"], _lr_varies(r.get("chosen_lr")))["C1"]
+    labels = [regimes.construction(dict(r, optimizer=r["method"].split("-")[0]),
+                                   _lr_varies(r.get("chosen_lr")))["C1"]
               for r in square.to_dict("records")]
     return square.assign(c1_construction=labels)
 
@@ -779,6 +728,9 @@ def analyse(out: Path) -> dict:
         d = _with_label(select_tuned(dim))
         by = ["method", "lr_protocol", "noise", "aspect"]
         exps = _mark_capped(exponent_table(d, by=by), d, by)
+        for c in ("basis", "quartic", "escape"):  # constant over the sweep: what it ran on
+            if not exps.empty and c in d.columns and d[c].nunique(dropna=False) == 1:
+                exps[c] = d[c].iloc[0]
     nsp = frames["ns_vs_polar"]
     ns_exps = (exponent_table(_with_label(nsp), by=["method", "sigma"]) if not nsp.empty
                else pd.DataFrame())
@@ -786,7 +738,7 @@ def analyse(out: Path) -> dict:
     drift = drift_table(frames["coherence"], traces["coherence"])
     gaps = gap_thresholds(frames["gap"])
     checks = bound_checks(frames)
-    regime = regimes.analyse(frames["regimes"])
+    regime = regimes.analyse(frames["regimes"], C1_METHOD, C2_METHOD)
     leak = leakage_analysis(frames["leakage"], traces["leakage"])
     v = verdicts(exps, traj, drift, gaps, regime["verdicts"], leak)
     return dict(frames=frames, traces=traces, exponents=exps, ns_exponents=ns_exps,
@@ -936,10 +888,16 @@ def make_figures(out: Path, a: dict) -> list[tuple[str, str]]:
             figs.append(f)
     for name, res in a.get("networks", {}).items():
         figs.append(_networks_figure(out, name, res["table"]))
+    return _map_figures(out, a) + figs
+
+
+def _map_figures(out: Path, a: dict) -> list[tuple[str, str]]:
+    """The regime map's figure and the leakage (C4) figure, where their results exist."""
+    figs = []
     table = a.get("regimes", {}).get("table", pd.DataFrame())
     if not table.empty:
         regimes.plot_regime_map(table, out / "regime_map.png")
-        figs.insert(0, ("regime_map.png", "Measured: the dimension exponent b of every regime "
+        figs.append(("regime_map.png", "Measured: the dimension exponent b of every regime "
                         "(rows) per method, basis and lr protocol (columns); colour = b, "
                         "value printed; C: cliff (median beyond the budget at the largest D), "
                         "·: no fit; *: C1's answer fixed by construction or by the protocol; "

@@ -73,6 +73,14 @@ def _outcome(structure: Structure, s, i, max_steps, f, d, f0, align):
     )
 
 
+def _alignment(structure: Structure, shared, s, W):
+    """Each run's landscape alignment at W (None unless the escape criterion is alignment)."""
+    if structure.escape != "alignment":
+        return None
+    one = lambda sh, s1, w: build_problem(structure, sh, s1).landscape.alignment(w)
+    return jax.vmap(one, in_axes=(None, 0, 0))(shared, s, W)
+
+
 def _keys(structure: Structure, seeds):
     """(init keys, noise keys) from the (B, 3) uint32 rows (seed, stream id low, high)."""
     cond = seeds[:, 1:] if structure.noise_streams == "independent" else None
@@ -96,8 +104,7 @@ def programs(structure: Structure, stride: int, points: int):
 
     ``advance(shared, scalars, seeds, max_steps, carry, until)`` iterates while some run is
     running and i < until; with ``stride`` > 0 it also returns the trace rows of the
-    iterates t = i with t % stride == 0 in this chunk, ``points`` slots per run.
-    """
+    iterates t = i with t % stride == 0 in this chunk, ``points`` slots per run."""
     dtype = dtype_of(structure.dtype)
     width = structure.escape_rank + len(TRACE_FIELDS)
 
@@ -110,9 +117,6 @@ def programs(structure: Structure, stride: int, points: int):
         new, info = step(StepKey(k_noise, t), RunState(W, opt_state),
                          build_problem(structure, shared, s))
         return new.params, new.opt_state, info
-
-    def align_one(shared, s, W):
-        return build_problem(structure, shared, s).landscape.alignment(W)
 
     def trace_one(shared, s, W, W_new, mu, a, f):
         return trace_row(build_problem(structure, shared, s).landscape, W, W_new, mu, a, f)
@@ -139,11 +143,8 @@ def programs(structure: Structure, stride: int, points: int):
         f, a = info.loss, info.coordinates
         d = jnp.sqrt(tree_sum(a * a, axis=1))
         f0 = jnp.where(i == 0, f, c.f0)
-        align = None
-        if structure.escape == "alignment":  # at W_i, the iterate f was evaluated at
-            align = jax.vmap(align_one, in_axes=(None, 0, 0))(shared, s, c.W)
-        new_status = jnp.where(running, _outcome(structure, s, i, max_steps, f, d, f0, align),
-                               c.status)
+        new_status = jnp.where(running, _outcome(structure, s, i, max_steps, f, d, f0, _alignment(
+            structure, shared, s, c.W)), c.status)  # the alignment at W_i, where f was evaluated
         go_on = new_status == RUNNING
         counted = c.counted + (go_on & (info.intended != 0)).astype(jnp.int32)
         lost = c.lost + (go_on & _rounding_lost(info.intended, info.realized)).astype(jnp.int32)

@@ -61,6 +61,8 @@ class NoiseSpec(Component):
     # Whether the law of Xi is invariant under Xi -> P Xi Q^T for orthogonal P, Q, or turns
     # with the landscape's escape vectors (then a rotated landscape has the rotated law).
     rotation_invariant: ClassVar[bool] = False
+    # Whether each entry's marginal law is the same at every shape (m, n).
+    shape_free_entries: ClassVar[bool] = False
     # Whether the model draws random numbers at all (the numba kernels skip drawing if not).
     draws: ClassVar[bool] = True
     # Xi depends on the iterate: the engine calls gradient_noise, not sample, once per step.

@@ -27,6 +27,7 @@ __all__ = ["NoNoise", "Isotropic", "OpNorm"]
 @register
 class NoNoise(NoiseSpec):
     name = "none"
+    shape_free_entries = True
     rotation_invariant = True
     summary = "no noise: full-batch gradients"
     numba = True
@@ -54,6 +55,7 @@ class NoNoise(NoiseSpec):
 @register
 class Isotropic(ScaledNoise):
     name = "isotropic"
+    shape_free_entries = True
     rotation_invariant = True
     is_default = True
     summary = "sigma Z: per-entry std sigma"

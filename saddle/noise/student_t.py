@@ -22,6 +22,7 @@ NOISE_DF = float_field("noise_df", 4.0, "student_t: degrees of freedom (> 2 give
 @register
 class StudentT(ScaledNoise):
     name = "student_t"
+    shape_free_entries = True
     summary = "sigma T, T Student-t(df) scaled to unit variance"
     fields = (*ScaledNoise.fields, NOISE_DF)
     traced = ("sigma", "noise_df")

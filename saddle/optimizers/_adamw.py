@@ -90,6 +90,7 @@ B2 = float_field("b2", None, "adamw: second-moment decay", "optimizer", lo=0, hi
 @register
 class AdamWSpec(OptimizerSpec):
     name = "adamw"
+    elementwise = True
     summary = "AdamW, PyTorch's algebra"
     fields = (LEARNING_RATE, B1, B2, EPS, WEIGHT_DECAY)
     defaults = dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0)

@@ -131,6 +131,7 @@ class SGDSpec(OptimizerSpec):
     name = "sgd"
     summary = "SGD, heavy ball or Nesterov"
     equivariant = True  # linear in the gradients
+    elementwise = True
     fields = (LEARNING_RATE, WEIGHT_DECAY, MOMENTUM, NESTEROV)
     defaults = dict(learning_rate=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     static = ("nesterov",)
@@ -166,6 +167,7 @@ class SGDSpec(OptimizerSpec):
 @register
 class SignDescentSpec(OptimizerSpec):
     name = "sign_descent"
+    elementwise = True
     summary = "sign descent with optional momentum"
     fields = (LEARNING_RATE, WEIGHT_DECAY, MOMENTUM)
     defaults = dict(learning_rate=1e-3, momentum=0.0, weight_decay=0.0)

@@ -189,6 +189,11 @@ class MuonSpec(OptimizerSpec):
     name = "muon"
     is_default = True
     equivariant = True  # polar factors and odd matrix polynomials commute with P . Q^T
+
+    def method_label(self, row) -> str:
+        """muon-ns (Newton-Schulz) or muon-polar (the exact polar factor)."""
+        ns = row.get("orthogonalizer") == "newton_schulz"
+        return f"{self.name}-{'ns' if ns else 'polar'}"
     summary = "Muon: orthogonalized momentum (Newton-Schulz or exact polar)"
     fields = (LEARNING_RATE, EPS, WEIGHT_DECAY, MOMENTUM, NESTEROV, NS_STEPS, ORTHOGONALIZER,
               SCALING)

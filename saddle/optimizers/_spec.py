@@ -69,6 +69,13 @@ class OptimizerSpec(Component):
     # history gives the rotated update). Then the basis of a landscape cannot change the law
     # of anything basis-free under rotation-invariant noise (see saddle.regimes).
     equivariant: ClassVar[bool] = False
+    # Whether each entry's update reads only that entry's gradient history: on a landscape
+    # that is a sum of one-entry terms, each coordinate then moves as its own 1-D system.
+    elementwise: ClassVar[bool] = False
+
+    def method_label(self, row: Mapping[str, Any]) -> str:
+        """The label of this optimizer's runs in tables and verdicts (a row of results)."""
+        return self.name
 
     def build(
         self, static: Mapping[str, Any], s: Mapping[str, Any]
