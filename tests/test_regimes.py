@@ -169,3 +169,25 @@ def test_reproduction_verdicts_leave_out_built_in_series():
     c1 = verdicts(exps, empty, empty, empty, rv)[0]
     assert c1.verdict == "holds in all 1 decided cells"
     assert any("fails by construction" in e for e in c1.evidence)
+
+
+def _leak_row(method, ratio, lo, hi, p, symmetric=False, noise="kronecker"):
+    return dict(method=method, D=1024, noise=noise, basis=None, treatment="basis",
+                level="structured", baseline="coherent", runs=16, base_mean=0.9,
+                mean=0.9 * ratio, ratio=ratio, ratio_low=lo, ratio_high=hi, p_value=p,
+                tau_median=50.0, tau_base_median=100.0, tau_ratio=0.5, tau_ratio_low=0.4,
+                tau_ratio_high=0.6, tau_p_value=0.001, basis_symmetry=symmetric)
+
+
+def test_c4_needs_a_material_leakage_change_and_reports_the_controls():
+    from saddle.reproduce import _verdict_c4
+
+    ctrl = _leak_row("muon-ns", 1.0, 0.99, 1.01, 0.6, symmetric=True, noise="lowrank")
+    tiny = pd.DataFrame([_leak_row("muon-ns", 0.998, 0.997, 0.999, 1e-4), ctrl])
+    v = _verdict_c4(pd.DataFrame(), tiny).verdict
+    assert v.startswith("fails for Muon: the basis changes its leakage by less than 5%")
+    assert "ratio 0.50 [0.40, 0.60]" in v and "0 of 1 reject" in v
+    big = pd.DataFrame([_leak_row("muon-ns", 0.6, 0.5, 0.7, 1e-4), ctrl])
+    assert _verdict_c4(pd.DataFrame(), big).verdict.startswith("holds for Muon")
+    more = pd.DataFrame([_leak_row("muon-ns", 1.5, 1.3, 1.7, 1e-4)])
+    assert _verdict_c4(pd.DataFrame(), more).verdict.startswith("reverses for Muon")
