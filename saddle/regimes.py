@@ -308,6 +308,57 @@ def mechanisms(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _b_text(r) -> str:
+    if not np.isfinite(r["low"]):
+        return "no fit"
+    tail = " (cliff)" if r["class"] == "cliff" else ""
+    return f"{r['exponent']:.2f} [{r['low']:.2f}, {r['high']:.2f}]{tail}"
+
+
+def _disjoint(a, b) -> bool:
+    return bool(np.isfinite(a["low"]) and np.isfinite(b["low"])
+                and (a["high"] < b["low"] or b["high"] < a["low"]))
+
+
+def regime_paragraphs(table: pd.DataFrame, methods: tuple[str, str]) -> list[str]:
+    """One paragraph per regime, from the measured exponents: each claim method's b per
+    basis and protocol beside the protocol's own exponent, and what the numbers single out
+    (a basis effect, the symmetry, a cliff, a reversal)."""
+    out = []
+    for regime, g in table.groupby("regime", sort=False):
+        parts = [f"**{regime}.**"]
+        for method in methods:
+            m = g[g["method"] == method]
+            if m.empty:
+                continue
+            cells = []
+            for proto, gp in m.groupby("lr_protocol", sort=False):
+                by_basis = {r["basis"]: r for r in gp.to_dict("records")}
+                pb = gp["protocol_b"].iloc[0]
+                text = ", ".join(f"{b} {_b_text(r)}" for b, r in by_basis.items())
+                cells.append(f"{proto}: {text} (the rate alone: {pb:+.2f})")
+                if len(by_basis) == 2:
+                    r0, r1 = by_basis.values()
+                    if r0["basis_symmetry"]:
+                        note = ("CIs overlap, as the symmetry requires" if not _disjoint(r0, r1)
+                                else "CIs disjoint although the symmetry forbids a "
+                                "difference: sampling or a finite-precision effect")
+                        cells[-1] += f"; bases: {note}"
+                    elif _disjoint(r0, r1):
+                        cells[-1] += (f"; the basis moves b from {r0['exponent']:.2f} to "
+                                      f"{r1['exponent']:.2f} (CIs disjoint)")
+            parts.append(f"{method}: " + "; ".join(cells) + ".")
+        a, mu = g[g["method"] == methods[0]], g[g["method"] == methods[1]]
+        for (basis, proto), ga in a.groupby(["basis", "lr_protocol"], sort=False):
+            gm = mu[(mu["basis"] == basis) & (mu["lr_protocol"] == proto)]
+            if len(gm) and np.isfinite(ga["high"].iloc[0]) and np.isfinite(gm["low"].iloc[0]) \
+                    and ga["high"].iloc[0] < gm["low"].iloc[0]:
+                parts.append(f"Reversal on {basis}/{proto}: {methods[0]}'s b lies wholly below "
+                             f"{methods[1]}'s.")
+        out.append(" ".join(parts))
+    return out
+
+
 def plot_regime_map(table: pd.DataFrame, path) -> None:
     """Regimes (rows) x (method, basis, protocol) (columns), colour = exponent b; marks:
     'C' cliff, '·' no fit, '*' C1 fixed by construction (or by the protocol), '=' the basis
@@ -370,7 +421,8 @@ def analyse(runs: pd.DataFrame, c1_method: str, c2_method: str,
         if c not in exps.columns and c in runs.columns and runs[c].nunique(dropna=False) == 1:
             exps[c] = runs[c].iloc[0]
     table = regime_table(runs, exps)
-    return dict(table=table, verdicts=regime_verdicts(table, c1_method, c2_method))
+    return dict(table=table, verdicts=regime_verdicts(table, c1_method, c2_method),
+                methods=(c1_method, c2_method))
 
 
 def _method_of(r: dict) -> str:
@@ -424,6 +476,10 @@ def report_lines(res: dict) -> list[str]:
         lines.append("\n### Mechanisms, measured beside their predictions\n")
         lines.extend(f"- {m}" for m in mech)
         lines.append("")
+    if "methods" in res:
+        lines.append("\n### Per regime (measured b with 95% CI; beside it the exponent the "
+                     "protocol's rate alone gives a step-limited escape)\n")
+        lines.extend(f"{p}\n" for p in regime_paragraphs(table, res["methods"]))
     rev = verdicts[verdicts["reverses"]]
     if len(rev):
         lines.append("Cells where the contrast reverses: " + "; ".join(

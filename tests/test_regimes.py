@@ -191,3 +191,15 @@ def test_c4_needs_a_material_leakage_change_and_reports_the_controls():
     assert _verdict_c4(pd.DataFrame(), big).verdict.startswith("holds for Muon")
     more = pd.DataFrame([_leak_row("muon-ns", 1.5, 1.3, 1.7, 1e-4)])
     assert _verdict_c4(pd.DataFrame(), more).verdict.startswith("reverses for Muon")
+
+
+def test_paragraphs_name_basis_effects_symmetry_and_reversals():
+    exps, runs = _exps_and_runs()
+    exps.loc[exps["method"] == "adamw", ["exponent", "low", "high"]] = [[0.0, -0.1, 0.1],
+                                                                      [-0.5, -0.6, -0.4]]
+    table = regimes.regime_table(runs, exps)
+    (text,) = regimes.regime_paragraphs(table, ("adamw", "muon-ns"))
+    assert text.startswith("**base.**")
+    assert "the basis moves b from 0.00 to -0.50 (CIs disjoint)" in text
+    assert "CIs overlap, as the symmetry requires" in text  # Muon's two bases
+    assert "Reversal on structured/matched_rms" in text
