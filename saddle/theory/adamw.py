@@ -118,6 +118,8 @@ _ASSUME = (
     Assumption("coherent", "coherent basis (the escape coordinate is one entry)",
                lambda c: c.basis == "coherent"),
     Assumption("rank_one", "escape_rank = 1", lambda c: c.escape_rank == 1),
+    Assumption("unstable", "gamma > 0 (a negative-curvature escape mode; gamma = 0 is "
+               "diffusion, outside this estimate)", lambda c: c.gamma > 0),
     Assumption("no_quartic", "quartic = 0", lambda c: c.quartic == 0),
     Assumption("no_decay", "weight_decay = 0", lambda c: not c.weight_decay),
     Assumption("saddle_init", "init = saddle", lambda c: c.init == "saddle"),
