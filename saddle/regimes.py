@@ -371,33 +371,35 @@ def plot_regime_map(table: pd.DataFrame, path) -> None:
     if table.empty:
         return
     t = table.copy()
-    t["col"] = t["method"] + "\n" + t["basis"].astype(str) + "\n" + t["lr_protocol"]
+    short = {"coherent": "coh.", "structured": "struct."}
+    t["col"] = (t["method"] + "\n" + t["basis"].map(lambda b: short.get(b, str(b))) + "\n"
+                + t["lr_protocol"].str.replace("matched_", "", regex=False))
     regimes = list(dict.fromkeys(t["regime"]))
     cols = sorted(t["col"].unique())
     grid = np.full((len(regimes), len(cols)), np.nan)
-    marks = [["" for _ in cols] for _ in regimes]
+    text = [["not run" for _ in cols] for _ in regimes]
     for r in t.to_dict("records"):
         i, j = regimes.index(r["regime"]), cols.index(r["col"])
-        grid[i, j] = r["exponent"] if np.isfinite(r["exponent"]) else np.nan
-        mk = {"cliff": "C", "insufficient": "·"}.get(r["class"], "")
-        if r["c1_construction"]:
-            mk += "*"
-        if r["basis_symmetry"]:
-            mk += "="
-        marks[i][j] = mk
-    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(cols) + 3), 0.42 * len(regimes) + 2.5))
+        fitted = np.isfinite(r["low"])
+        grid[i, j] = r["exponent"] if fitted else np.nan
+        mk = {"cliff": " C", "insufficient": " ·"}.get(r["class"], "")
+        mk += (" *" if r["c1_construction"] else "") + (" =" if r["basis_symmetry"] else "")
+        text[i][j] = ((f"{r['exponent']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]" if fitted
+                       else "no fit") + (f"\n{mk.strip()}" if mk else ""))
+    fig, ax = plt.subplots(figsize=(max(8, 0.8 * len(cols) + 3), 0.55 * len(regimes) + 2.5))
     lim = max(0.5, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.5)
     im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     for i in range(len(regimes)):
         for j in range(len(cols)):
-            txt = ("" if not np.isfinite(grid[i, j]) else f"{grid[i, j]:.2f}") + \
-                  (f"\n{marks[i][j]}" if marks[i][j] else "")
-            ax.text(j, i, txt, ha="center", va="center", fontsize=6)
+            dark = np.isfinite(grid[i, j]) and abs(grid[i, j]) > 0.65 * lim
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=5.5,
+                    color="white" if dark else "black")
     ax.set_xticks(range(len(cols)), cols, fontsize=6)
     ax.set_yticks(range(len(regimes)), regimes, fontsize=7)
-    fig.colorbar(im, ax=ax, label="dimension exponent b (log τ = a + b log D)")
-    ax.set_title("Regime map: C cliff · no fit * C1 fixed by construction/protocol "
-                 "= basis irrelevant by symmetry", fontsize=8)
+    fig.colorbar(im, ax=ax, label="dimension exponent b (log τ = a + b log D), 95% CI in cells")
+    ax.set_title("Regime map. C: cliff; ·: no fit; *: C1 fixed by construction or by the "
+                 "protocol; =: basis irrelevant by symmetry; blank: no fit or not run",
+                 fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
