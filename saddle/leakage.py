@@ -172,7 +172,7 @@ def plot_effects(effects: pd.DataFrame, path) -> None:
     labels = [f"{r.method} D={int(r.D)} {r.noise} "
               + (f"{r.basis} c={r.level:g}" if r.treatment == "noise_coherence"
                  else f"{r.level}/{r.baseline}") for r in e.itertuples()]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.32 * len(e) + 1.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.32 * len(e) + 1.6), sharey=True)
     y = np.arange(len(e))
     ctrl = e["basis_symmetry"].to_numpy(bool) if "basis_symmetry" in e.columns else \
         np.zeros(len(e), bool)
@@ -189,8 +189,13 @@ def plot_effects(effects: pd.DataFrame, path) -> None:
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         vals = np.concatenate([mid, e[lo].to_numpy(float), e[hi].to_numpy(float)])
         vals = vals[np.isfinite(vals)]
-        if vals.size and vals.min() > 0:
-            ax.set_xscale("log")
+        if col == "tau_ratio" and vals.size and vals.min() > 0:
+            # ratios: a log axis with plain labels at powers of two
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        elif vals.size:  # leakage ratios live in [0, ~1]: linear, so 0 (no leakage) shows
+            ax.set_xlim(0, max(1.1, float(vals.max()) * 1.05))
         ax.set_xlabel(f"{name}, treatment / baseline")
         ax.grid(True, axis="x", which="both", alpha=0.3)
     axes[0].set_yticks(y, labels, fontsize=6)
