@@ -75,10 +75,12 @@ def test_tuned_reports_the_chosen_rate_per_D():
 
 
 def _drawn(k: int = 3) -> pd.DataFrame:
-    """Three shapes x k landscape draws (landscape_seed = 7 + j), the draws 1x, 2x, 3x slow."""
+    """Three shapes x k landscape draws (landscape_seed = 7 + j), the draws 1x, 2x, 3x slow.
+    AdamW: an optimizer for which a drawn basis can change the law of a run (for SGD or Muon
+    under isotropic noise the draws are one landscape in law)."""
     frames = []
     for j in range(k):
-        conds = [dict(optimizer="sgd", m=n, n=n, landscape_seed=7 + j) for n in DIMS]
+        conds = [dict(optimizer="adamw", m=n, n=n, landscape_seed=7 + j) for n in DIMS]
         f = fabricate(conds, budget=10_000, time=lambda c, s, j=j: (j + 1) * 20 * c.n / 8 + s)
         frames.append(f.assign(landscape_draw=j))
     return pd.concat(frames, ignore_index=True)
