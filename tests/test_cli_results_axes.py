@@ -39,7 +39,7 @@ def test_results_fits_each_learning_rate_apart(tmp_path):
     assert "censored D" in table and "outcome" in table
 
 
-SPEC = dict(seeds=2, optimizer="sgd", m=[8, 16], n=8, max_steps=3, landscape_seed=5,
+SPEC = dict(seeds=2, optimizer="adamw", m=[8, 16], n=8, max_steps=3, landscape_seed=5,
             landscape_draws=3)
 
 
