@@ -298,7 +298,7 @@ def predict(config: Config, seeds: int | None = 4, noise: str | None = None,
 # --- the networks experiment's analysis (used by saddle.reproduce) ---------------------------
 # Frames are stored result rows with a ``method`` column (the report's optimizer label).
 
-KEYS = ["method", "noise", "width", "D"]
+KEYS = ["method", "lr_protocol", "noise", "width", "D"]
 
 
 def equivalent_points(spec):
@@ -327,7 +327,8 @@ def equivalent_points(spec):
 
 def attach_network_keys(net, eq):
     """The rows of ``eq`` (stored equivalent runs) that are the equivalent of a condition in
-    ``net``, with that condition's method, noise and width (matched by config hash)."""
+    ``net``, with that condition's method, protocol, noise and width (matched by config
+    hash: the equivalent runs at the network's learning rate)."""
     import pandas as pd
 
     from .records import config_from_row
@@ -338,9 +339,10 @@ def attach_network_keys(net, eq):
     for _, g in net.groupby("config_hash", sort=False):
         r = g.iloc[0]
         h = spectral_equivalent(config_from_row(r)).config_hash()
-        owner[h] = dict(method=r["method"], noise=r["noise"], width=int(r["width"]))
+        owner[h] = dict(method=r["method"], lr_protocol=r["lr_protocol"], noise=r["noise"],
+                        width=int(r["width"]))
     eq = eq[eq["config_hash"].isin(owner)].copy()
-    for k in ("method", "noise", "width"):
+    for k in ("method", "lr_protocol", "noise", "width"):
         eq[k] = [owner[h][k] for h in eq["config_hash"]]
     return eq
 
@@ -391,7 +393,7 @@ def comparison_table(net, eq):
         out = out.assign(eq_median=math.nan, eq_low=math.nan, eq_high=math.nan)
     out = out.merge(_predictions(net), on=KEYS, how="left")
     out["ratio"] = out["median"] / out["eq_median"]
-    return out.sort_values(["noise", "method", "D"]).reset_index(drop=True)
+    return out.sort_values(["lr_protocol", "noise", "method", "D"]).reset_index(drop=True)
 
 
 def exponents(net, eq):
@@ -401,18 +403,19 @@ def exponents(net, eq):
 
     from .analysis import exponent_table
 
-    cols = ["method", "noise", "exponent", "low", "high", "dims", "censored_frac"]
-    e = exponent_table(net, by=["method", "noise"]) if not net.empty else pd.DataFrame()
+    by = ["method", "lr_protocol", "noise"]
+    cols = [*by, "exponent", "low", "high", "dims", "censored_frac"]
+    e = exponent_table(net, by=by) if not net.empty else pd.DataFrame()
     if e.empty:
         return pd.DataFrame()
     e = e[[c for c in cols if c in e.columns]]
     q = attach_network_keys(net, eq)
-    f = exponent_table(q, by=["method", "noise"]) if not q.empty else pd.DataFrame()
+    f = exponent_table(q, by=by) if not q.empty else pd.DataFrame()
     if f.empty:
         return e.assign(eq_exponent=math.nan, eq_low=math.nan, eq_high=math.nan)
-    f = f[["method", "noise", "exponent", "low", "high"]].rename(
+    f = f[[*by, "exponent", "low", "high"]].rename(
         columns=dict(exponent="eq_exponent", low="eq_low", high="eq_high"))
-    return e.merge(f, on=["method", "noise"], how="left")
+    return e.merge(f, on=by, how="left")
 
 
 def _order(g, col: str) -> tuple:
@@ -426,11 +429,12 @@ def carry_over(table, exps) -> list[str]:
     if table.empty or table["eq_median"].isna().all():
         return ["No equivalent runs are stored: nothing to compare."]
     lines = []
-    for noise, gn in table.groupby("noise"):
+    for (proto, noise), gn in table.groupby(["lr_protocol", "noise"]):
         same = [int(w) for w, g in gn.groupby("width") if _order(g, "median") ==
                 _order(g, "eq_median")]
         widths = sorted(int(w) for w in gn["width"].unique())
-        lines.append(f"{noise}: the ordering of optimizers by KM median escape time is the same "
+        lines.append(f"{proto}/{noise}: the ordering of optimizers by KM median escape time is "
+                     "the same "
                      f"on the network and on its spectral equivalent at {len(same)} of "
                      f"{len(widths)} widths" + (f" (h = {', '.join(map(str, same))})"
                                                 if same else "") + ".")
@@ -443,9 +447,9 @@ def carry_over(table, exps) -> list[str]:
                      f"{worst['method']} {worst['noise']} h = {int(worst['width'])} "
                      f"({worst['ratio']:.2f}).")
     if not exps.empty and "eq_low" in exps.columns:
-        ok = [f"{e.method}/{e.noise}" for e in exps.itertuples()
+        ok = [f"{e.method}/{e.lr_protocol}/{e.noise}" for e in exps.itertuples()
               if max(e.low, e.eq_low) <= min(e.high, e.eq_high)]
         lines.append(f"Dimension exponents: the network's and the equivalent's 95% CIs overlap "
-                     f"for {len(ok)} of {len(exps)} (method, noise) series"
+                     f"for {len(ok)} of {len(exps)} (method, protocol, noise) series"
                      + (f" ({', '.join(ok)})" if ok else "") + ".")
     return lines

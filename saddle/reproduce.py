@@ -1294,8 +1294,8 @@ def _description(name: str) -> str:
 
 # --- network experiments ------------------------------------------------------------------------
 
-_NET_COLUMNS = ["method", "noise", "width", "D", "runs", "escaped", "median", "low", "high",
-                "eq_median", "ratio", "gd_flow", "theory", "theory_result"]
+_NET_COLUMNS = ["method", "lr_protocol", "noise", "width", "D", "runs", "escaped", "median",
+                "low", "high", "eq_median", "ratio", "gd_flow", "theory", "theory_result"]
 
 
 def _report_networks(a: dict) -> list[str]:
@@ -1322,7 +1322,8 @@ def _report_networks(a: dict) -> list[str]:
         t = res["table"]
         lines.append(md_table(t[[c for c in _NET_COLUMNS if c in t.columns]], 1))
         lines.append("\n### Dimension exponents against D = h(m + n) (measured)\n")
-        lines.append("Censored log-normal AFT fits per (method, noise), the network's and its "
+        lines.append("Censored log-normal AFT fits per (method, protocol, noise), the network's "
+                     "and its "
                      "equivalent's (eq_*), 95% bootstrap CIs. Their sign is set by the "
                      "experiment's conventions, not only by the optimizers: every entry starts "
                      "at scale ε whatever the width, so the first mode's starting strength "
@@ -1340,17 +1341,18 @@ def _report_networks(a: dict) -> list[str]:
 
 
 def _networks_figure(out: Path, name: str, table: pd.DataFrame) -> tuple[str, str]:
-    """KM median τ against D per method, one panel per noise: the network measured (markers,
-    95% CI), its spectral equivalent measured (dotted), gradient flow (dash-dot, SGD)."""
+    """KM median τ against D per method, one panel per (protocol, noise): the network measured
+    (markers, 95% CI), its spectral equivalent measured (dotted), gradient flow (dash-dot)."""
     from .plots import _plt, save, series_style
 
     plt = _plt()
-    noises = sorted(table["noise"].unique())
-    fig, axes = plt.subplots(1, len(noises), figsize=(5.2 * len(noises), 4.2), squeeze=False)
+    panels = sorted(set(zip(table["lr_protocol"], table["noise"], strict=True)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
     methods = sorted(table["method"].unique())
-    for ax, noise in zip(axes[0], noises, strict=True):
+    for ax, (proto, noise) in zip(axes[0], panels, strict=True):
         for i, method in enumerate(methods):
-            g = table[(table["noise"] == noise) & (table["method"] == method)].sort_values("D")
+            g = table[(table["lr_protocol"] == proto) & (table["noise"] == noise)
+                      & (table["method"] == method)].sort_values("D")
             if g.empty:
                 continue
             st = series_style(i)
@@ -1368,7 +1370,7 @@ def _networks_figure(out: Path, name: str, table: pd.DataFrame) -> tuple[str, st
         _log_if_positive(ax)
         ax.set_xlabel("D = h(m + n)")
         ax.set_ylabel("escape time (steps): KM median")
-        ax.set_title(f"{name}: noise {noise}", fontsize=10)
+        ax.set_title(f"{name}: {proto}, noise {noise}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
