@@ -18,7 +18,7 @@ def register(sub) -> None:
         "write DIR/report.md, DIR/*.png and DIR/results/ (Parquet). Re-running resumes.",
     )
     p.add_argument("--quick", action="store_true",
-                   help="fewer seeds and sizes (every experiment still runs; about 3-10 min on 2 "
+                   help="fewer seeds and sizes (every experiment still runs; about 25 min on 2 "
                    "cores)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: results/reproduce-<date>)")
