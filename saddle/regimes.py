@@ -418,10 +418,11 @@ def analyse(runs: pd.DataFrame, c1_method: str, c2_method: str,
     exps = exponent_table(runs, n_resamples=n_resamples)
     if exps.empty:
         return dict(table=pd.DataFrame(), verdicts=pd.DataFrame())
-    exps["method"] = [_method_of(r) for r in exps.to_dict("records")]
-    for c in ("basis", *REGIME_FIELDS):  # constant over the map: a key the fit left out
+    for c in ("optimizer", "orthogonalizer", "basis", *REGIME_FIELDS):
+        # constant over the runs: not a series key, but the rules and labels read it
         if c not in exps.columns and c in runs.columns and runs[c].nunique(dropna=False) == 1:
             exps[c] = runs[c].iloc[0]
+    exps["method"] = [_method_of(r) for r in exps.to_dict("records")]
     table = regime_table(runs, exps)
     return dict(table=table, verdicts=regime_verdicts(table, c1_method, c2_method),
                 methods=(c1_method, c2_method))
