@@ -1327,12 +1327,11 @@ def _report_networks(a: dict) -> list[str]:
                      "equivalent's (eq_*), 95% bootstrap CIs. Their sign is set by the "
                      "experiment's conventions, not only by the optimizers: every entry starts "
                      "at scale ε whatever the width, so the first mode's starting strength "
-                     "c₀ ≈ hε²/2 grows like the width, and the protocol (matched_rms) holds "
-                     "the update's RMS per entry fixed across widths, so every one of the h "
-                     "units moves the mode at once. Escape then "
-                     "gets faster as the network widens for every optimizer; these exponents "
-                     "compare the network with its spectral model, and are not tests of C1 or "
-                     "C2.\n")
+                     "c₀ ≈ hε²/2 grows like the width, and every one of the h units moves the "
+                     "mode at once; the protocol sets the rate at each width (matched_rms holds "
+                     "the update's RMS fixed, matched_spectral lowers the rate as the widest "
+                     "leaf grows). These exponents compare the network with its spectral "
+                     "model, and are not tests of C1 or C2.\n")
         lines.append(md_table(res["exponents"]))
         lines.append("\n### What carries over (computed from the tables above)\n")
         lines.extend(f"- {line}" for line in res["carry_over"])
