@@ -444,3 +444,23 @@ def test_fuzz_spec_parser_accepts_or_names_the_field(data, quick):
     else:
         assert spec.seeds >= 1
         assert all(r.config.m >= 1 and r.config.n >= 1 for r in runs)
+
+
+def test_a_worker_batch_runs_under_the_planners_x64_setting_without_changing_its_own():
+    """execute_batch scopes the planner's x64 setting to the batch (a Dask worker is another
+    process): the process-wide setting is the same afterwards, and a float32 SGD batch gives
+    the same rows either way."""
+    from saddle import Config
+    from saddle.numerics import x64_enabled
+    from saddle.sweep.runner import execute_batch
+
+    before = x64_enabled()
+    c = Config.from_dict(dict(m=8, n=8, optimizer="sgd", seeds=2, max_steps=50,
+                              dtype="float32", backend="jax"))
+    flipped = execute_batch([c, c], [0, 1], None, x64=not before)
+    assert flipped["x64"] is (not before)  # the batch saw the planner's setting
+    assert x64_enabled() is before  # and the process kept its own
+    same = execute_batch([c, c], [0, 1], None, x64=None)
+    assert same["x64"] is before
+    for key in ("status", "stop_step", "final_loss", "final_distance"):
+        np.testing.assert_array_equal(flipped[key], same[key])

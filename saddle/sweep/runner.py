@@ -30,7 +30,7 @@ from ..config import Config
 from ..engine import resolve_backend, run_batch, shared_arrays_key, structure_of
 from ..errors import SaddleInputError
 from ..memory import runs_that_fit
-from ..numerics import enable_x64, x64_enabled
+from ..numerics import x64_enabled
 from ..records import batch_arrays, run_records
 from .protocols import (
     EDGE_CEILING,
@@ -204,13 +204,16 @@ def execute_batch(configs: list[Config], seeds: list[int], trace_stride: int | N
     """Run one batch in this process; returns plain arrays (picklable, for Dask).
 
     ``x64``: the numerical setting of the process that planned the sweep. A Dask worker is
-    another process, so it is given the same setting explicitly before it computes, and the
-    two executors give the same rows.
+    another process, so the batch runs under the same setting, scoped to this call
+    (``jax.enable_x64`` as a context): the two executors give the same rows, and the
+    worker's process-wide setting is never changed behind its back.
     """
-    if x64 is not None and x64 != x64_enabled():
-        enable_x64(x64)
+    if x64 is None or x64 == x64_enabled():
+        return batch_arrays(run_batch(configs, seeds, trace_stride=trace_stride))
+    import jax
 
-    return batch_arrays(run_batch(configs, seeds, trace_stride=trace_stride))
+    with jax.enable_x64(x64):
+        return batch_arrays(run_batch(configs, seeds, trace_stride=trace_stride))
 
 
 def batch_rows(
