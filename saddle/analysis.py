@@ -323,6 +323,16 @@ def _design_columns(g: pd.DataFrame) -> dict:
     return out
 
 
+def with_constant_columns(table: pd.DataFrame, runs: pd.DataFrame, cols) -> pd.DataFrame:
+    """``table`` with each of ``cols`` that it lacks and that is constant over ``runs`` (a
+    field that is no series key, but that a rule or label downstream reads)."""
+    for c in cols:
+        if not table.empty and c not in table.columns and c in runs.columns \
+                and runs[c].nunique(dropna=False) == 1:
+            table[c] = runs[c].iloc[0]
+    return table
+
+
 def exponent_table(
     df: pd.DataFrame, by: list[str] | None = None, n_resamples: int = 999
 ) -> pd.DataFrame:

@@ -410,7 +410,7 @@ def analyse(runs: pd.DataFrame, c1_method: str, c2_method: str,
     """The map from the regime experiment's runs: ``table`` (:func:`regime_table`) and
     ``verdicts`` (:func:`regime_verdicts` for the methods claims C1 and C2 are about); empty
     frames when there are no runs."""
-    from .analysis import exponent_table
+    from .analysis import exponent_table, with_constant_columns
 
     if runs.empty:
         return dict(table=pd.DataFrame(), verdicts=pd.DataFrame())
@@ -418,10 +418,8 @@ def analyse(runs: pd.DataFrame, c1_method: str, c2_method: str,
     exps = exponent_table(runs, n_resamples=n_resamples)
     if exps.empty:
         return dict(table=pd.DataFrame(), verdicts=pd.DataFrame())
-    for c in ("optimizer", "orthogonalizer", "basis", *REGIME_FIELDS):
-        # constant over the runs: not a series key, but the rules and labels read it
-        if c not in exps.columns and c in runs.columns and runs[c].nunique(dropna=False) == 1:
-            exps[c] = runs[c].iloc[0]
+    exps = with_constant_columns(exps, runs,
+                                 ("optimizer", "orthogonalizer", "basis", *REGIME_FIELDS))
     exps["method"] = [_method_of(r) for r in exps.to_dict("records")]
     table = regime_table(runs, exps)
     return dict(table=table, verdicts=regime_verdicts(table, c1_method, c2_method),

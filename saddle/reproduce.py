@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from . import regimes
-from .analysis import _draws, _seeds, exponent_table, select_tuned, summarize, times_and_events
+from .analysis import (
+    _draws,
+    _seeds,
+    exponent_table,
+    select_tuned,
+    summarize,
+    times_and_events,
+    with_constant_columns,
+)
 from .classes import FLAT_B, LINEAR_B, md_table
 from .classes import classify_b as _classify_b
 from .classes import fmt as _fmt
@@ -737,10 +745,8 @@ def analyse(out: Path) -> dict:
     if not dim.empty:
         d = _with_label(select_tuned(dim))
         by = ["method", "lr_protocol", "noise", "aspect"]
-        exps = _mark_capped(exponent_table(d, by=by), d, by)
-        for c in ("basis", "quartic", "escape"):  # constant over the sweep: what it ran on
-            if not exps.empty and c in d.columns and d[c].nunique(dropna=False) == 1:
-                exps[c] = d[c].iloc[0]
+        exps = with_constant_columns(_mark_capped(exponent_table(d, by=by), d, by), d,
+                                     ("basis", "quartic", "escape"))
     nsp = frames["ns_vs_polar"]
     ns_exps = (exponent_table(_with_label(nsp), by=["method", "sigma"]) if not nsp.empty
                else pd.DataFrame())
