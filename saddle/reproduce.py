@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,17 +32,11 @@ from .classes import classify_b as _classify_b
 from .classes import fmt as _fmt
 from .classes import optimizer_label as _optimizer_label
 from .classes import with_label as _with_label
+from .experiments import EXPERIMENTS, NETWORK_EXPERIMENTS, run_experiments, spec_path
 from .records import config_from_row
 
 __all__ = ["EXPERIMENTS", "spec_path", "run_experiments", "analyse", "write_report",
            "bound_checks", "verdicts", "config_from_row", "ballistic_fit"]
-
-EXPERIMENTS = ("regimes", "dimension", "gap", "coherence", "leakage", "trajectories",
-               "ns_vs_polar", "bounds", "networks")
-# Network experiments: their runs are reported in their own section (not in the spectral
-# settings, shapes and verdicts), beside their spectral equivalents, stored under
-# results/<name>_equivalent (see saddle.networks).
-NETWORK_EXPERIMENTS = ("networks",)
 
 # Verdict rules (also printed in the report).
 # The methods claims C1 and C2 are about (method labels, saddle.classes.optimizer_label).
@@ -52,47 +45,8 @@ BALLISTIC_R2 = 0.98  # a_t linear in t with R^2 above this, and better than expo
 MIN_LEAK_EFFECT = 0.05  # C4: a leakage change smaller than this is not shielding
 
 
-def spec_path(name: str) -> Path:
-    from importlib.resources import files
-
-    return Path(str(files("simulations").joinpath(f"{name}.toml")))
-
-
 def default_out() -> Path:
     return Path("results") / f"reproduce-{_dt.date.today().isoformat()}"
-
-
-# --- running ---------------------------------------------------------------------------------
-
-
-def run_experiments(out: Path, quick: bool, names=EXPERIMENTS, progress=None, log=None) -> dict:
-    """Run (or resume) every experiment's sweep into ``out/results/<name>``."""
-    from .sweep import load_spec, run_sweep
-
-    reports = {}
-    for name in names:
-        spec = load_spec(spec_path(name), quick=quick)
-        t0 = time.perf_counter()
-        on_start = on_progress = None
-        if progress is not None:
-            on_start, on_progress = progress(name)
-        rep = run_sweep(spec, out / "results" / name, on_start=on_start,
-                        on_progress=on_progress, log=log)
-        if name in NETWORK_EXPERIMENTS:
-            _run_equivalents(spec, out, log)
-        reports[name] = dict(rep.as_dict(), wall_s=time.perf_counter() - t0,
-                             description=spec.source.get("description", ""))
-    return reports
-
-
-def _run_equivalents(spec, out: Path, log=None) -> None:
-    """Run (or resume) the spectral equivalents of a network sweep's points into
-    ``out/results/<name>_equivalent``."""
-    from .networks import equivalent_points
-    from .sweep import run_sweep
-
-    eq = equivalent_points(spec)
-    run_sweep(eq, out / "results" / eq.name, log=log)
 
 
 # --- report sections -------------------------------------------------------------------------
@@ -1091,10 +1045,14 @@ def _report_head(a: dict, run_info: dict, quick: bool) -> list[str]:
                          escaped=int(df["escaped"].sum()) if len(df) else 0,
                          censored=int((df["status"] == "censored").sum()) if len(df) else 0,
                          diverged=int(df["diverged"].sum()) if len(df) else 0,
+                         engine_s=float(df["wall_s"].sum()) if "wall_s" in df else math.nan,
                          wall_s=info.get("wall_s", math.nan),
                          what=_description(name)))
     lines.append(md_table(pd.DataFrame(rows), 1))
-    lines.append("\n*wall_s: seconds this invocation spent on the experiment (a resumed run only "
+    lines.append("\n*engine_s: engine seconds of the stored runs (each run's share of its "
+                 "batch, compilation excluded), whichever process or invocation computed them. "
+                 "wall_s: seconds this invocation's main process spent on the experiment, "
+                 "waiting for its helper processes included (`--jobs`; a resumed run only "
                  "counts the runs it had left).*\n")
     old = {k: v for k, v in a.get("legacy", {}).items() if v}
     if old:

@@ -24,8 +24,19 @@ def register(sub) -> None:
                    help="output directory (default: results/reproduce-<date>)")
     p.add_argument("--only", default=None, metavar="NAMES",
                    help="comma-separated experiments to run (default: all)")
+    p.add_argument("--jobs", default=None, metavar="N",
+                   help="processes that share the runs (default: the usable cores, at most 4, "
+                   "about 2 GB of free memory each); the stored rows do not depend on it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
+
+
+def _jobs(value) -> int:
+    from ..experiments import default_jobs
+
+    if value is None:
+        return default_jobs()
+    return common.positive_int("--jobs", value)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -54,19 +65,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for n in names:  # validate every spec before running anything
         load_spec(spec_path(n), quick=args.quick)
 
+    jobs = _jobs(args.jobs)
     from .. import reproduce
 
     common.start_numerics()
     with common.os_errors_in_one_line(f"--out {str(out)!r}"):
         mode = common.want_progress(args)
         if mode == "bar":
-            run_info = _with_progress(out, args.quick, names)
+            run_info = _with_progress(out, args.quick, names, jobs)
         elif mode == "lines":
             progress = _plain_progress()
-            run_info = reproduce.run_experiments(out, args.quick, names, progress=progress)
+            run_info = reproduce.run_experiments(out, args.quick, names, progress=progress,
+                                                 jobs=jobs)
             progress.finish()
         else:
-            run_info = reproduce.run_experiments(out, args.quick, names)
+            run_info = reproduce.run_experiments(out, args.quick, names, jobs=jobs)
         a = reproduce.analyse(out)
         figures = reproduce.make_figures(out, a)
         report = reproduce.write_report(out, a, figures, run_info, args.quick)
@@ -97,7 +110,7 @@ def _plain_progress():
     return progress
 
 
-def _with_progress(out, quick, names):
+def _with_progress(out, quick, names, jobs):
     from ..reproduce import run_experiments
 
     with common.progress_bar("counts") as bar:
@@ -114,4 +127,5 @@ def _with_progress(out, quick, names):
 
             return on_start, on_progress
 
-        return run_experiments(out, quick, names, progress=progress, log=bar.console.log)
+        return run_experiments(out, quick, names, progress=progress, log=bar.console.log,
+                               jobs=jobs)

@@ -296,7 +296,8 @@ def run_sweep(
     if on_start is not None:
         on_start(len(todo), skipped)
     batches = make_batches(todo, batch_runs or spec.batch_runs, spec.trace_stride)
-    counts = dict(escaped=0, censored=0, diverged=0, done=0)
+    counts = dict(escaped=0, censored=0, diverged=0, done=0)  # runs this sweep stored
+    theirs = dict.fromkeys(counts, 0)  # runs other sweeps on this directory stored
 
     def commit(batch, result):
         rows, traces = batch_rows(batch, result, spec.name)
@@ -305,12 +306,22 @@ def run_sweep(
             counts[row["status"]] += 1
         counts["done"] += len(rows)
         if on_progress is not None:
-            on_progress(len(rows), dict(counts))
+            on_progress(len(rows), {k: counts[k] + theirs[k] for k in counts})
+
+    def stored_by_others(ids):
+        if on_progress is None:
+            return
+        rows = store.runs()
+        for status in rows.loc[rows["run_id"].isin(ids), "status"]:
+            theirs[status] += 1
+        theirs["done"] += len(ids)
+        on_progress(len(ids), {k: counts[k] + theirs[k] for k in counts})
 
     if executor not in ("local", "dask"):
         raise ValueError(f"executor: got {executor!r}; allowed: local, dask")
     try:
-        _run_claimed(store, batches, commit, executor, spec, scheduler, workers, batch_runs)
+        _run_claimed(store, batches, commit, executor, spec, scheduler, workers, batch_runs,
+                     stored_by_others)
     finally:
         store.release_all()
     return SweepReport(total=len(runs), skipped=skipped, ran=counts["done"],
@@ -320,13 +331,13 @@ def run_sweep(
 
 
 def _run_claimed(store: Store, batches, commit, executor, spec, scheduler, workers,
-                 batch_runs) -> None:
+                 batch_runs, stored_by_others=None) -> None:
     """Compute the runs of ``batches`` that this process can claim, then wait for those that
     other sweeps on the same directory hold, taking them over if their claims go stale.
 
     Claims are per run (batches differ between sweeps started at different times), so two
     sweeps into one directory never compute the same run; each returns once every run is
-    stored.
+    stored. ``stored_by_others(ids)`` hears of the runs other sweeps stored meanwhile.
     """
     others: list[Run] = []  # runs another live sweep is computing
 
@@ -338,7 +349,10 @@ def _run_claimed(store: Store, batches, commit, executor, spec, scheduler, worke
         if not mine:
             return []
         done = store.finished_ids()  # re-read: another sweep may have stored them meanwhile
-        store.release_many(r.run_id for r in mine if r.run_id in done)
+        theirs = [r.run_id for r in mine if r.run_id in done]
+        store.release_many(theirs)
+        if theirs and stored_by_others is not None:
+            stored_by_others(theirs)
         return [r for r in mine if r.run_id not in done]
 
     def commit_and_release(batch, result):
@@ -363,6 +377,9 @@ def _run_claimed(store: Store, batches, commit, executor, spec, scheduler, worke
             break
         done = store.finished_ids()
         waiting = [r for r in others if r.run_id not in done]
+        theirs = [r.run_id for r in others if r.run_id in done]
+        if theirs and stored_by_others is not None:
+            stored_by_others(theirs)
         others.clear()
         if waiting:
             time.sleep(0.5)
