@@ -16,6 +16,7 @@ from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
 from .sgd import SGD_MEAN, SGD_SD
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
+from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
 
 __all__ = ["Result", "Assumption", "RESULTS", "applicable", "KINDS", "QUANTITIES", "certify"]
 
@@ -29,6 +30,8 @@ RESULTS: dict[str, Result] = {
         MUON_BALLISTIC,
         MUON_TOTAL,
         MUON_NS_TOTAL,
+        MUON_STIFF_BULK,
+        BULK_AMPLITUDE,
         BBP_THRESHOLD,
         OVERLAP_LEFT,
         OVERLAP_RIGHT,
