@@ -93,3 +93,65 @@ def test_stiff_bulk_result_refuses_uncovered_configs():
     assert not STIFF.assumptions_hold(_cfg(nesterov=False))
     assert STIFF.evaluate(_cfg(orthogonalizer="newton_schulz")) is None
     assert not AMPLITUDE.assumptions_hold(_cfg(momentum=0.0))
+
+
+# ---- Newton-Schulz self-excitation -------------------------------------------------------------
+
+
+def _ns_cfg(lam, m=16, n=16, max_steps=30, **kw):
+    d = dict(optimizer="muon", m=m, n=n, orthogonalizer="newton_schulz", noise="none",
+             gamma=1.0, bulk_scale=lam, basis="coherent", learning_rate=0.01, radius=1.0,
+             init="random", init_scale=1e-9, init_escape=0.053, max_steps=max_steps,
+             dtype="float64")
+    d.update(kw)
+    return Config.from_dict(d)
+
+
+def test_ns_slope_and_rank_one_output_against_the_lab_iteration():
+    from saddle.optimizers import NS_COEFFS
+    from saddle.theory.diagnostics import _ns
+    from saddle.theory.ns_excitation import ns_at_one, ns_slope
+
+    eps = 1e-9
+    out = _ns(np.diag([1.0, eps, 0.0]), 5, NS_COEFFS, 0.0)  # normalized by sqrt(1 + eps^2)
+    assert ns_at_one(5) == pytest.approx(out[0, 0], rel=1e-12)
+    assert ns_slope(5) == pytest.approx(out[1, 1] / eps, rel=1e-6)
+    assert ns_slope(5) == pytest.approx(484.876287, rel=1e-8)
+
+
+def _drift(cfg):
+    """||X_t||_F per step of the engine's single run (its orthogonal_drift trace)."""
+    tr = simulate(cfg, trace_stride=1).traces[0]
+    return np.asarray(tr["orthogonal_drift"], float)
+
+
+def test_ns_excitation_threshold_separates_excited_from_quiet():
+    from saddle.theory.ns_excitation import linear_gain
+
+    r = theory.RESULTS["ns_bulk_excitation_threshold"]
+    base = _ns_cfg(1.0)
+    assert r.assumptions_hold(base)
+    lam_c = r.evaluate(base)
+    # without momentum the threshold is 2 gamma a0 / (eta k_s a^5); the lab's momentum keeps it
+    assert lam_c == pytest.approx(2 * 0.053 / (0.01 * 3.4445**5), rel=1e-6)
+    for f in (0.5, 2.0):
+        cfg = _ns_cfg(f * lam_c)
+        x = _drift(cfg)
+        growth = x.max() / x[0]
+        pred = linear_gain(cfg, f * lam_c)
+        print(f"\n[ns excitation] lambda = {f} lambda_c: growth {growth:.3f}, linear {pred:.3f}")
+        if f < 1:
+            assert growth <= 1 + 1e-6
+        else:
+            assert growth > 2 and growth == pytest.approx(pred, rel=0.15)
+
+
+@pytest.mark.parametrize("m", [16])  # 32x32 and up: a new compile (6 s); see the docs page
+def test_ns_saturated_bulk_amplitude(m):
+    cfg = _ns_cfg(1.0, m, m)
+    r = theory.RESULTS["ns_bulk_saturation"]
+    assert r.assumptions_hold(cfg)
+    pred = r.evaluate(cfg)
+    measured = _drift(cfg).max()
+    print(f"\n[ns saturation {m}x{m}] max ||X||_F {measured:.4f}, estimate {pred:.4f}")
+    assert 0.6 * pred <= measured <= 1.05 * pred
