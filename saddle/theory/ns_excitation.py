@@ -172,5 +172,6 @@ NS_BULK_SATURATION = Result(
     params=_saturation_params,
     page="ns_excitation",
     d_dependence="sqrt(min(m, n)): every bulk direction takes a step of about eta k_s",
-    summary="measured 0.77 to 0.89 of this from 16^2 to 128^2 (NS outputs below 1)",
+    summary="measured 0.73 to 0.89 of this from 16^2 to 128^2, engine and replays "
+    "(NS outputs below 1)",
 )
