@@ -93,8 +93,10 @@ def linear_gain(config, lam: float) -> float:
 
 
 def critical_bulk(config, growth: float = 1.0) -> float:
-    """The smallest lambda whose linearized bulk grows by more than ``growth`` (bisection in
-    log lambda; the gain is increasing in lambda over the bracket searched)."""
+    """The smallest lambda whose linearized bulk grows by more than ``growth``, by bisection in
+    log lambda on [1e-6, 1e6]. It needs the set {gain > growth} to be an interval reaching
+    1e6; for growth = 1 and the lab's momenta (beta 0 to 0.95, Nesterov or not) the gain on a
+    400-point log grid was exactly 1 below the crossing and above 1 beyond it."""
     lo, hi = 1e-6, 1e6
     if linear_gain(config, hi) <= growth:
         return math.inf
