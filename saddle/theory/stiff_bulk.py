@@ -36,7 +36,9 @@ certificate's recursion of :mod:`theory.muon` runs unchanged with the bulk term
 lambda min(2 eta k_s t, B). Every other step (Gaussian concentration of the noise sum,
 polar alignment <polar(sE + N), E> >= 1 - 2 rho^2, the ballistic phase) is the proved one,
 so the result is an upper bound on the escape time with probability >= 1 - 1e-3 *given*
-the hypothesis; the hypothesis itself is only estimated. Exact polar only: Newton-Schulz
+the hypothesis; the hypothesis itself is only estimated. It is checked per step on a
+trajectory: the engine's trace column ``drift_spectral`` is ||X_t||_2 (``replay_muon``
+records it as ``bulk_norm``). Exact polar only: Newton-Schulz
 amplifies small bulk directions by about p'(0)^5 (see :mod:`theory.ns_excitation`) and can
 break it.
 """
@@ -162,7 +164,8 @@ MUON_STIFF_BULK = Result(
                    "lambda min(2 eta k_s t, B), reaches R within max_steps",
                    lambda c: c.orthogonalizer == "polar" and certify_stiff(c) is not None),
         Assumption("bulk_amplitude", "||X_t||_2 <= B (muon_bulk_amplitude) for all t, "
-                   "X_t = W_t - W* - a_t E (a hypothesis: estimated, not proved)",
+                   "X_t = W_t - W* - a_t E, the trace's drift_spectral (a hypothesis: estimated, "
+                   "not proved)",
                    lambda st: st["bulk_norm"] <= st["bulk_bound"], on="state"),
     ),
     params=_stiff_params,
