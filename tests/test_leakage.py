@@ -95,7 +95,8 @@ def test_variance_along_e0_matches_the_closed_form():
 
 # --- the trace columns --------------------------------------------------------------------
 def _numpy_columns(config, W, W_new, mu):
-    """update_orthogonal, update_leakage, momentum_alignment by NumPy from the dense basis."""
+    """update_orthogonal, update_leakage, momentum_alignment, drift_spectral by NumPy from
+    the dense basis."""
     L = make_landscape(config)
     r = config.escape_rank
     if config.basis == "coherent":
@@ -109,7 +110,9 @@ def _numpy_columns(config, W, W_new, mu):
     perp = np.linalg.norm(C)
     U, _, Vt = np.linalg.svd(mu)
     align = abs(U[:, 0] @ P[:, 0]) * abs(Vt[0] @ Q[:, 0])
-    return perp, perp / np.linalg.norm(d), align
+    X = P.T @ (W - np.asarray(L.saddle_point)) @ Q
+    X[idx, idx] = 0
+    return perp, perp / np.linalg.norm(d), align, np.linalg.norm(X, 2)
 
 
 @pytest.mark.parametrize("basis,m,n", [("coherent", 7, 5), ("incoherent", 7, 5),
@@ -128,10 +131,14 @@ def test_trace_leakage_columns_match_numpy(basis, m, n):
     row = np.asarray(trace_row(L, jnp.asarray(W), jnp.asarray(W + step), jnp.asarray(mu),
                                a, jnp.asarray(0.0)))
     got = {f: row[2 + k] for k, f in enumerate(TRACE_FIELDS)}
-    perp, leak, align = _numpy_columns(config, W, W + step, mu)
+    perp, leak, align, drift2 = _numpy_columns(config, W, W + step, mu)
     np.testing.assert_allclose(got["update_orthogonal"], perp, rtol=1e-9)
     np.testing.assert_allclose(got["update_leakage"], leak, rtol=1e-9)
     np.testing.assert_allclose(got["momentum_alignment"], align, rtol=1e-6, atol=1e-9)
+    if min(m, n) <= 256:
+        np.testing.assert_allclose(got["drift_spectral"], drift2, rtol=1e-9)
+    else:  # 40 power iterations on a random matrix: a lower estimate, within a few percent
+        assert 0.9 * drift2 <= got["drift_spectral"] <= drift2 * (1 + 1e-9)
 
 
 def test_numba_trace_row_matches_jax():
@@ -148,7 +155,7 @@ def test_numba_trace_row_matches_jax():
     _record(nrow, W, W_new, np.zeros((7, 5)), mu, 2, 0.0, float(np.sum(W * W)),
             float(np.linalg.norm(np.asarray(a))))
     new = [2 + TRACE_FIELDS.index(f) for f in ("update_orthogonal", "update_leakage",
-                                               "momentum_alignment")]
+                                               "momentum_alignment", "drift_spectral")]
     np.testing.assert_allclose(nrow[new], jrow[new], rtol=1e-9)
 
 

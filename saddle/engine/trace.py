@@ -24,6 +24,7 @@ TRACE_FIELDS = (
     "update_orthogonal",  # ||dW_perp||_F, dW_perp = dW - sum_i <dW, E_i> E_i
     "update_leakage",  # ||dW_perp||_F / ||dW||_F, in [0, 1]
     "momentum_alignment",  # |p_0^T u_1| |q_0^T v_1| = |u_1^T E_0 v_1|, (u_1, v_1) M's top pair
+    "drift_spectral",  # ||X_perp||_2, X_perp = W - W* - sum_i a_i E_i (orthogonal_drift is _F)
 )
 # Trace files written before a field existed lack its column: readers fill it with NaN.
 _EXACT_SPECTRAL = 256  # exact SVD for min(m, n) up to this; power iteration above
@@ -102,6 +103,11 @@ def trace_row(L: AbstractLandscape, W, W_new, mu, a, f) -> jax.Array:
         Ei = E0 if i == 0 else L.escape_direction(i)
         perp = jax.tree.map(lambda x, e, c=d[i]: x - c * e, perp, Ei)
     dperp = jnp.sqrt(tree_dot(perp, perp))
+    Xperp = X
+    for i in range(L.escape_rank):
+        Ei = E0 if i == 0 else L.escape_direction(i)
+        Xperp = jax.tree.map(lambda x, e, c=a[i]: x - c * e, Xperp, Ei)
+    drift_spec = _tree_spectral_norm(Xperp)
     leak = dperp / jnp.where(moved, dfro, 1)
     nan = jnp.asarray(jnp.nan, dtype)
     if mu is None:
@@ -124,6 +130,7 @@ def trace_row(L: AbstractLandscape, W, W_new, mu, a, f) -> jax.Array:
             jnp.where(moved, dperp, nan),
             jnp.where(moved, leak, nan),
             malign,
+            drift_spec,
         ]
     ).astype(dtype)
     return jnp.concatenate([a.astype(dtype), row])

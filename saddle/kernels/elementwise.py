@@ -122,6 +122,14 @@ def _record(row, W_old, W, w_star, M, r, loss, sq, dist):
     row[r + 8] = perp if fro > 0 else np.nan
     row[r + 9] = perp / fro if fro > 0 else np.nan
     row[r + 10] = align
+    # ||X_perp||_2: the displacement W_old - W* without its escape diagonal.
+    Xp = np.empty((m, n))
+    for i in range(m):
+        for j in range(n):
+            Xp[i, j] = float(W_old[i, j]) - float(w_star[i, j])
+    for i in range(r):
+        Xp[i, i] = 0.0
+    row[r + 11] = np.linalg.norm(Xp, 2)
 
 
 # Row kernels. Each is a loop with no reduction and no early exit, so LLVM vectorizes it

@@ -13,9 +13,11 @@ from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
+from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
 from .sgd import SGD_MEAN, SGD_SD
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
+from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
 
 __all__ = ["Result", "Assumption", "RESULTS", "applicable", "KINDS", "QUANTITIES", "certify"]
 
@@ -29,6 +31,10 @@ RESULTS: dict[str, Result] = {
         MUON_BALLISTIC,
         MUON_TOTAL,
         MUON_NS_TOTAL,
+        MUON_STIFF_BULK,
+        BULK_AMPLITUDE,
+        NS_BULK_THRESHOLD,
+        NS_BULK_SATURATION,
         BBP_THRESHOLD,
         OVERLAP_LEFT,
         OVERLAP_RIGHT,

@@ -58,6 +58,8 @@ QUANTITIES = (
     "overlap",
     "dimension_exponent",
     "learning_rate",
+    "bulk_amplitude",
+    "bulk_curvature",
 )
 
 

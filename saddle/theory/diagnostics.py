@@ -97,10 +97,11 @@ def replay_muon(config, seed: int = 0, steps: int | None = None, tol: float = 1e
     quartic must be 0), with NumPy Gaussian noise from ``seed`` (isotropic, opnorm or none;
     a replay, not the engine's random stream). Stops at the escape (|a| >= radius) or after
     ``steps`` (default max_steps). The contour-integral diagnostics run every
-    ``contour_every`` steps (they cost hundreds of solves each).
+    ``contour_every`` steps (they cost hundreds of solves each; 0: never).
 
     Returns a list of per-step dicts: t, a (before the step), da (the step's change of a),
-    and the :func:`gap_diagnostic` of -U against the escape direction (s, nu, rho, holds,
+    bulk_norm (||X_t||_2, X_t = W_t - W* - a_t E, before the step) and the
+    :func:`gap_diagnostic` of -U against the escape direction (s, nu, rho, holds,
     alignment, alignment_bound, subspace_overlap, gap_ratio).
     """
     from ..landscapes import landscape_arrays
@@ -147,9 +148,11 @@ def replay_muon(config, seed: int = 0, steps: int | None = None, tol: float = 1e
         else:
             O = _ns(U, c.ns_steps, NS_COEFFS, c.eps)
         step = -eta * ks * O
-        diag = gap_diagnostic(-U, p0, q0, tol=tol, contour=t % contour_every == 0)
+        diag = gap_diagnostic(-U, p0, q0, tol=tol,
+                              contour=contour_every > 0 and t % contour_every == 0)
+        bulk = float(np.linalg.norm(X - a * E, 2))
         X = X + step
-        out.append(dict(t=t, a=a, da=float(np.sum(step * E)), **diag))
+        out.append(dict(t=t, a=a, da=float(np.sum(step * E)), bulk_norm=bulk, **diag))
     return out
 
 

@@ -127,16 +127,21 @@ def _check_config(c) -> str | None:
     return None
 
 
-def certify(config, delta: float = DELTA) -> Certificate | None:
-    """The certified escape-time bound of a Muon config, or None when it does not apply."""
+def certify(config, delta: float = DELTA, bulk_amp: float = math.inf) -> Certificate | None:
+    """The certified escape-time bound of a Muon config, or None when it does not apply.
+
+    ``bulk_amp`` = B: a bound on the bulk displacement ||X_t||_2 at every step (X_t = W_t - W*
+    - a_t E). The default (inf) assumes nothing: the bulk bound is the drift 2 eta k_s h t.
+    A finite B makes the certificate conditional on that hypothesis (see theory.stiff_bulk).
+    """
     if _check_config(config) is not None:
         return None
     # seeds do not change the certificate; drop them from the cache key
-    return _certify(config.replace(seed=0, seeds=1), delta)
+    return _certify(config.replace(seed=0, seeds=1), delta, float(bulk_amp))
 
 
 @lru_cache(maxsize=256)
-def _certify(c, delta) -> Certificate | None:
+def _certify(c, delta, bulk_amp=math.inf) -> Certificate | None:
     from ..optimizers import NS_COEFFS, muon_scale
     from .newton_schulz import ns_max_output
 
@@ -157,7 +162,7 @@ def _certify(c, delta) -> Certificate | None:
     W2 = 0.0  # ||w_M||^2
     Wsum = 0.0  # sum w_M
     for t in range(T):
-        bulk_t = lam * 2 * eta * ks * h * t  # bound on ||bulk gradient_t||_2
+        bulk_t = lam * min(2 * eta * ks * h * t, bulk_amp)  # bound on ||bulk gradient_t||_2
         sig_t = gamma * a_lo[-1]
         # momentum after this gradient
         Msig = beta * Msig + (1 - beta) * sig_t
