@@ -230,13 +230,45 @@ def _judge(kind: str, t: float, escaped: bool, steps: int, bound: float) -> str:
     return "consistent" if escaped else "unjudged"
 
 
-def bound_checks(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _traces_by_run(res, traces, exp, g) -> dict | None:
+    """The traces of the runs in ``g`` keyed by run_id, when ``res`` has trajectory
+    assumptions (else None: every run is judged)."""
+    if not res.state_assumptions():
+        return None
+    tr = (traces or {}).get(exp, pd.DataFrame())
+    if tr.empty:
+        return {}
+    tr = tr[tr["run_id"].isin(set(g["run_id"]))]
+    return dict(list(tr.groupby("run_id")))
+
+
+def _hypothesis_holds(res, cfg, trace: pd.DataFrame | None) -> bool | None:
+    """Whether a run meets the trajectory (state) assumptions of ``res``, read from its trace
+    through ``res.extra["trace_state"]`` (on the traced steps: every trace_stride-th); True
+    when ``res`` has none; None when the trace cannot tell (no trace, or a column missing)."""
+    state_assumptions = res.state_assumptions()
+    if not state_assumptions:
+        return True
+    state_of = res.extra.get("trace_state")
+    if state_of is None or trace is None or trace.empty:
+        return None
+    try:
+        state = state_of(cfg, trace)
+    except KeyError:  # traces stored before the column existed
+        return None
+    return all(a.holds(state) for a in state_assumptions)
+
+
+def bound_checks(frames: dict[str, pd.DataFrame],
+                 traces: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every escape-time result of ``theory`` against every run meeting its assumptions.
 
     Upper bounds: a violation is an escape later than the bound, or no escape within a budget
     that exceeds the bound. Lower bounds: an escape earlier than the bound. Runs censored
     before an upper bound is reached cannot be judged and are not counted. ``estimate``
-    results have no violations; their ratio measured/estimate is reported.
+    results have no violations; their ratio measured/estimate is reported. A conditional
+    result (one with trajectory assumptions) is judged only on runs whose traces show its
+    hypothesis holding; ``outside`` counts the runs where it failed or could not be read.
     """
     results = {k: r for k, r in _theory_results().items()
                if getattr(r, "quantity", None) == "escape_time"}
@@ -244,25 +276,30 @@ def bound_checks(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not results:
         return pd.DataFrame()
     for name, res in results.items():
-        n_runs = viol = undetermined = 0
+        n_runs = viol = undetermined = outside = 0
         ratios: list[float] = []
         experiments = set()
         for exp, g, bound in _groups_meeting(res, frames):
             experiments.add(exp)
             t, e = times_and_events(g)
-            for ti, ei, st in zip(t, e, g["steps"].to_numpy(), strict=True):
+            by_run = _traces_by_run(res, traces, exp, g)
+            cfg = config_from_row(g.iloc[0]) if by_run is not None else None
+            for ti, ei, st, rid in zip(t, e, g["steps"].to_numpy(), g["run_id"], strict=True):
+                if by_run is not None and not _hypothesis_holds(res, cfg, by_run.get(rid)):
+                    outside += 1
+                    continue
                 outcome = _judge(res.kind, ti, ei, st, bound)
                 n_runs += outcome in ("consistent", "violation")
                 viol += outcome == "violation"
                 undetermined += outcome == "undetermined"
                 if ei:
                     ratios.append(ti / bound)
-        if n_runs == 0 and undetermined == 0:
+        if n_runs == 0 and undetermined == 0 and outside == 0:
             continue
         rows.append(dict(
             bound=name, kind=res.kind, optimizer=res.optimizer or "any", runs=n_runs,
             violations=int(viol) if res.kind != "estimate" else None,
-            undetermined=undetermined,
+            undetermined=undetermined, outside=outside,
             median_ratio=float(np.median(ratios)) if ratios else math.nan,
             min_ratio=float(np.min(ratios)) if ratios else math.nan,
             max_ratio=float(np.max(ratios)) if ratios else math.nan,
@@ -707,7 +744,7 @@ def analyse(out: Path) -> dict:
     traj = trajectory_table(frames["trajectories"], traces["trajectories"])
     drift = drift_table(frames["coherence"], traces["coherence"])
     gaps = gap_thresholds(frames["gap"])
-    checks = bound_checks(frames)
+    checks = bound_checks(frames, traces)
     regime = regimes.analyse(frames["regimes"], C1_METHOD, C2_METHOD)
     leak = leakage_analysis(frames["leakage"], traces["leakage"])
     v = verdicts(exps, traj, drift, gaps, regime["verdicts"], leak)

@@ -173,4 +173,6 @@ MUON_STIFF_BULK = Result(
     d_dependence="as muon_total_escape, plus nu inside B",
     summary="conditional: holds with probability >= 1 - 1e-3 per run on which the "
     "bulk_amplitude hypothesis holds",
+    extra=dict(trace_state=lambda c, tr: {
+        "bulk_norm": float(tr["drift_spectral"].max()), "bulk_bound": bulk_amplitude(c)}),
 )
