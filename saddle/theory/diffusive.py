@@ -124,7 +124,7 @@ import sympy as sp
 
 from ..landscapes.spectra import bulk_quantiles
 from ..optimizers import AdamWSpec, MuonSpec, SGDSpec
-from ..registry import OPTIMIZERS
+from ..registry import NOISES, OPTIMIZERS
 from ._core import FUNCTIONS, SPECTRAL, Assumption, Result
 from .noise_facts import noise_facts
 
@@ -132,7 +132,8 @@ SGD, ADAMW, MUON = SGDSpec.name, AdamWSpec.name, MuonSpec.name
 DENSE_BASES = ("incoherent", "structured")
 
 __all__ = [
-    "survival", "median_constant", "filter_lag", "momentum_autocorrelation", "orth_correlation",
+    "survival", "median_constant", "median_relative_se", "filter_lag",
+    "momentum_autocorrelation", "orth_correlation",
     "muon_walk_factor", "adam_second_moment", "walk_rates", "diffusive_median",
     "protocol_config", "SGD_DIFFUSIVE", "ADAMW_DIFFUSIVE", "MUON_DIFFUSIVE",
     "DIFFUSIVE_EXPONENTS", "ZETA", "MILNE",
@@ -171,6 +172,17 @@ def _median_constant(u: float) -> float:
 def median_constant(u) -> float:
     """c(u): the median exit time of (-R, R) from a0 = u R is c(u) R^2 / v."""
     return _median_constant(round(abs(float(u)), 12))
+
+
+def median_relative_se(u: float, runs: int) -> float:
+    """The standard error of the sample median of ``runs`` exit times, relative to the median
+    (the asymptotic 1/(2 sqrt(runs) p(median)), p the exit-time density of the law)."""
+    x = median_constant(u)
+    k = np.arange(60)
+    odd = 2 * k + 1
+    amp = 4 / (odd * math.pi) * np.sin(odd * math.pi * (abs(u) + 1) / 2)
+    density = float(np.sum(amp * odd**2 * math.pi**2 / 8 * np.exp(-(odd**2) * math.pi**2 * x / 8)))
+    return 1 / (2 * math.sqrt(runs) * density * x)
 
 
 # ---- linear filters (SGD, AdamW's first moment) --------------------------------------------
@@ -480,7 +492,7 @@ SGD_DIFFUSIVE = Result(
     quantity="escape_time",
     kind="estimate",
     optimizer=SGD,
-    lhs=r"\tau_{\mathrm{med}}",
+    lhs=r"\operatorname{med}\,\tau",
     expr=EXPR,
     definitions=SGD_DEFS,
     assumptions=_common_assumptions(SGD) + (
@@ -502,7 +514,7 @@ ADAMW_DIFFUSIVE = Result(
     quantity="escape_time",
     kind="estimate",
     optimizer=ADAMW,
-    lhs=r"\tau_{\mathrm{med}}",
+    lhs=r"\operatorname{med}\,\tau",
     expr=EXPR,
     definitions=ADAMW_DEFS,
     assumptions=_common_assumptions(ADAMW) + (
@@ -530,12 +542,13 @@ MUON_DIFFUSIVE = Result(
     quantity="escape_time",
     kind="estimate",
     optimizer=MUON,
-    lhs=r"\tau_{\mathrm{med}}",
+    lhs=r"\operatorname{med}\,\tau",
     expr=EXPR,
     definitions=MUON_DEFS,
     assumptions=_common_assumptions(MUON) + (
         Assumption("rotation_invariant", "rotation-invariant Gaussian noise (isotropic or "
-                   "opnorm): orth(U) is Haar", lambda c: c.noise in ("isotropic", "opnorm")),
+                   "opnorm): orth(U) is Haar", lambda c: NOISES[c.noise].rotation_invariant
+                   and NOISES[c.noise].gaussian_along_e and c.noise != "none"),
     ),
     params=muon_params,
     page="diffusive",
