@@ -123,7 +123,7 @@ import scipy.optimize
 import sympy as sp
 
 from ..landscapes.spectra import bulk_quantiles
-from ..optimizers import AdamWSpec, MuonSpec, SGDSpec
+from ..optimizers import NS_COEFFS, AdamWSpec, MuonSpec, SGDSpec, muon_scale
 from ..registry import NOISES, OPTIMIZERS
 from ._core import FUNCTIONS, SPECTRAL, Assumption, Result
 from .noise_facts import noise_facts
@@ -335,7 +335,7 @@ def adam_second_moment(eta: float, sigma2: float, lam: np.ndarray, b1: float,
     return s2
 
 
-def adam_lag_and_gain(b1: float) -> float:
+def adam_lag(b1: float) -> float:
     """The start-up lag of AdamW's bias-corrected first moment (negative: m_hat_1 = g_1)."""
     return filter_lag("adam", b1)
 
@@ -393,12 +393,10 @@ def adamw_params(c) -> dict[str, float]:
     if not math.isfinite(s2):
         raise ValueError("the bulk's stationary state does not exist (unstable)")
     return {**_walk_common(c), "eta": c.learning_rate, "sigma_E": math.sqrt(_sigma_e2(c)),
-            "s": math.sqrt(s2), "b_1": c.b1, "L": adam_lag_and_gain(c.b1)}
+            "s": math.sqrt(s2), "b_1": c.b1, "L": adam_lag(c.b1)}
 
 
 def muon_params(c) -> dict[str, float]:
-    from ..optimizers import NS_COEFFS, muon_scale
-
     ns = None if c.orthogonalizer == "polar" else c.ns_steps
     q, F, L = muon_walk_factor(c.m, c.n, c.momentum, bool(c.nesterov), ns, tuple(NS_COEFFS))
     return {**_walk_common(c), "eta": c.learning_rate,
@@ -555,7 +553,9 @@ MUON_DIFFUSIVE = Result(
     d_dependence="v ~ eta^2 k_s^2/max(m, n): fixed lr D^{1/2} (square), matched_rms D^0, "
     "matched_spectral D^{1/2}",
     summary="q, F and L from a fixed-seed Monte Carlo of orth on Gaussian pairs at the "
-    "config's shape",
+    "config's shape. The soft-bulk law: a stiff bulk makes E stand out in the momentum and "
+    "speeds the escape (16 x 16, lr 0.005: simulated/estimated 0.98 at lambda = 1e-4, 0.91 "
+    "at lambda = 1, 0.73 at lambda = 10, Newton-Schulz)",
 )
 
 
