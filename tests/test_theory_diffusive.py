@@ -181,7 +181,7 @@ def test_median_against_the_engine(kw, model_error):
     c = Config.from_dict({**base, **kw})
     r = next(x for x in theory.applicable(c) if x.name.endswith("_diffusive_median"))
     pred = r.evaluate(c)
-    c = c.replace(max_steps=int(2.5 * pred))
+    c = c.replace(max_steps=int(2 * pred) + 1)
     assert r.assumptions_hold(c), [a.name for a, ok in r.check(c) if not ok]
     measured = _engine_median(c)
     print(f"\n[diffusive] {r.name} {kw}: predicted {pred:.0f}, simulated {measured:.0f}, "
