@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
+from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
@@ -43,6 +44,10 @@ RESULTS: dict[str, Result] = {
         SGD_SD,
         ADAMW_ESCAPE,
         ADAMW_STABILITY_LR,
+        SGD_DIFFUSIVE,
+        ADAMW_DIFFUSIVE,
+        MUON_DIFFUSIVE,
+        *DIFFUSIVE_EXPONENTS,
     )
 }
 

@@ -106,6 +106,8 @@ def _params(c, with_t2=True):
     sig_e = math.sqrt(facts.e_variance[0])
     if sig_e == 0:
         raise ValueError("no noise")
+    if c.gamma <= 0:
+        raise ValueError("gamma = 0: a diffusion, see theory.diffusive")
     out = {"eta": c.learning_rate, "gamma": c.gamma, "sigma_E": sig_e, "R": c.radius,
            "a_0": abs(c.init_escape) if c.init_escape else 1e-300}
     if with_t2:
