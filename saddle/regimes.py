@@ -455,7 +455,7 @@ _SHORT = {"coherent": "coh.", "partial": "part.", "structured": "struct.",
 def _cell_text(r) -> tuple[float, str]:
     """A map cell's colour value (NaN where no exponent) and its printed text with marks."""
     fitted = bool(np.isfinite(r["low"]))
-    mk = {"cliff": " C", "insufficient": " ·", "censored": " ×"}.get(r["class"], "")
+    mk = {"cliff": " C", "insufficient": " ·"}.get(r["class"], "")
     mk += (" *" if r["c1_construction"] else "") + (" =" if r["basis_symmetry"] else "")
     body = (f"{r['exponent']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]" if fitted
             else "censored" if r["class"] == "censored" else "no fit")
@@ -486,8 +486,8 @@ def _map_panel(ax, t: pd.DataFrame, regimes: list, cols: list, lim: float):
 
 def plot_regime_map(table: pd.DataFrame, path) -> list[tuple[str, str]]:
     """One panel per lr protocol; in each, regimes (rows) x (method, basis) (columns, the
-    bases in :data:`BASES` order), colour = exponent b; marks: 'C' cliff, '·' no fit,
-    '×' censored (no escape at any D), '*' C1 fixed by construction (or by the protocol),
+    bases in :data:`BASES` order), colour = exponent b; "censored": no escape at any D;
+    marks: 'C' cliff, '·' no fit, '*' C1 fixed by construction (or by the protocol),
     '=' the basis cannot matter by symmetry. Returns the (method, basis) columns drawn."""
     import matplotlib
 
@@ -510,8 +510,8 @@ def plot_regime_map(table: pd.DataFrame, path) -> list[tuple[str, str]]:
         im = _map_panel(ax, table[table["lr_protocol"] == proto], regimes, cols, lim)
         ax.set_title(f"lr protocol: {proto}", fontsize=8)
         fig.colorbar(im, ax=ax, label="b (log τ = a + b log D)", fraction=0.03, pad=0.01)
-    fig.suptitle("Regime map, dimension exponent b with its 95% CI. C: cliff; ×: censored (no "
-                 "escape at any D); ·: no fit; *: C1 fixed by construction or by the "
+    fig.suptitle("Regime map, dimension exponent b with its 95% CI. C: cliff; censored: no "
+                 "escape at any D; ·: no fit; *: C1 fixed by construction or by the "
                  "protocol; =: basis irrelevant by symmetry", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
