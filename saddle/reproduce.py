@@ -905,10 +905,11 @@ def _map_figures(out: Path, a: dict) -> list[tuple[str, str]]:
     if not table.empty:
         regimes.plot_regime_map(table, out / "regime_map.png")
         figs.append(("regime_map.png", "Measured: the dimension exponent b of every regime "
-                        "(rows) per method, basis and lr protocol (columns); colour = b, "
-                        "value printed; C: cliff (median beyond the budget at the largest D), "
-                        "·: no fit; *: C1's answer fixed by construction or by the protocol; "
-                        "=: the basis cannot matter by symmetry."))
+                        "(rows) per method and basis (columns), one panel per lr protocol; "
+                        "colour = b, value printed; C: cliff (median beyond the budget at the "
+                        "largest D), censored: no escape at any D, ·: no fit; *: C1's "
+                        "answer fixed by construction or by the protocol; =: the basis cannot "
+                        "matter by symmetry."))
     leak = a.get("leakage", pd.DataFrame())
     if leak is not None and not leak.empty:
         from .leakage import plot_effects

@@ -138,10 +138,13 @@ def test_reversal_and_protocol_exponent():
 
 
 def test_figure_is_written(tmp_path):
-    exps, runs = _exps_and_runs()
+    """Three bases, three methods (Mano's censored cells among them), two protocols."""
+    exps, runs = _three_basis_map()
     table = regimes.regime_table(runs, exps)
     table.loc[0, "exponent"] = math.nan
-    regimes.plot_regime_map(table, tmp_path / "map.png")
+    cols = regimes.plot_regime_map(table, tmp_path / "map.png")
+    assert cols == [(m, b) for m in ("adamw", "mano", "muon-ns")
+                    for b in ("coherent", "partial", "structured")]
     assert (tmp_path / "map.png").stat().st_size > 5000
 
 
@@ -200,6 +203,120 @@ def test_paragraphs_name_basis_effects_symmetry_and_reversals():
     table = regimes.regime_table(runs, exps)
     (text,) = regimes.regime_paragraphs(table, ("adamw", "muon-ns"))
     assert text.startswith("**base.**")
-    assert "the basis moves b from 0.00 to -0.50 (CIs disjoint)" in text
+    assert "the structured basis moves b from 0.00 (coherent) to -0.50 (CIs disjoint)" in text
     assert "CIs overlap, as the symmetry requires" in text  # Muon's two bases
     assert "Reversal on structured/matched_rms" in text
+
+
+# --- three bases (coherent, partial, structured) and Mano ---------------------------------
+@pytest.mark.parametrize("opt, noise, c1, basis", [
+    # element-wise: the partial basis spreads the escape entry, nothing is built in
+    ("adamw", "isotropic", "", ""), ("adamw", "kronecker", "", ""),
+    ("sgd", "isotropic", "", "basis irrelevant by symmetry"),
+    # equivariant under rotation-invariant noise: partial is the coherent basis rotated
+    ("muon", "isotropic", "", "basis irrelevant by symmetry"),
+    ("muon", "opnorm", "", "basis irrelevant by symmetry"),
+    ("muon", "kronecker", "", ""), ("sgd", "kronecker", "", ""),
+    # Mano is neither element-wise nor equivariant
+    ("mano", "isotropic", "", ""), ("mano", "kronecker", "", ""),
+])
+def test_partial_basis_construction_labels(opt, noise, c1, basis):
+    row = dict(optimizer=opt, noise=noise, basis="partial", quartic=0.0)
+    for varies in (False, True):
+        assert regimes.construction(row, varies) == {"C1": c1, "basis": basis}
+    # the same cell on the coherent basis: element-wise optimizers there are built in
+    coh = regimes.construction(dict(row, basis="coherent"), False)["C1"]
+    elementwise = opt in ("adamw", "sgd") and noise == "isotropic"
+    assert coh == ("fails by construction" if elementwise else "")
+
+
+def test_partial_basis_keeps_a_fixed_share_of_the_escape_vector_on_its_axis():
+    """mixing = 0.5 (the map's value): p = P e_0 keeps p_0^2 near the semicircle limit
+    (J1(pi/2) / (pi/4))^2 = 0.52 at every n, so the partial basis is neither coherent (1) nor
+    spread (1/n); mean over 24 draws, tolerance 4 standard errors plus the O(1/n) bias."""
+    from scipy.special import j1
+
+    from saddle.landscapes.spectra import partial_rotation
+
+    limit = (j1(np.pi / 2) / (np.pi / 4)) ** 2
+    for n in (16, 64):
+        p0 = np.array([partial_rotation(np.random.default_rng(s), n, 0.5)[0, 0] ** 2
+                       for s in range(24)])
+        se = p0.std(ddof=1) / np.sqrt(p0.size)
+        assert abs(p0.mean() - limit) < 4 * se + 1.0 / n, (n, p0.mean())
+        assert 4.0 / n < p0.mean() < 0.8  # neither spread (1/n) nor coherent (1)
+
+
+def _three_basis_map() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A synthetic map of the base regime: AdamW, Muon and Mano on three bases under two
+    protocols. Mano is censored at every D on the coherent basis and under matched_rms."""
+    cells = {("adamw", "coherent"): (0.0, -0.05, 0.05), ("adamw", "partial"): (0.9, 0.8, 1.1),
+             ("adamw", "structured"): (1.0, 0.9, 1.1), ("mano", "partial"): (-0.5, -0.6, -0.4),
+             ("mano", "structured"): (-0.5, -0.6, -0.4), ("mano", "coherent"): None}
+    base = dict(noise="isotropic", sigma=0.01, gamma=0.1, quartic=0.0, bulk="constant",
+                bulk_scale=1.0, radius=1.0)
+    exps, runs = [], []
+    for proto in ("matched_rms", "matched_spectral"):
+        for method in ("adamw", "muon-ns", "mano"):
+            for basis in ("coherent", "partial", "structured"):
+                fit = cells.get((method, basis), (0.01, -0.1, 0.1))
+                if method == "mano" and proto == "matched_rms":
+                    fit = None
+                b, lo, hi = fit or (math.nan,) * 3
+                exps.append(dict(base, method=method, optimizer=method.split("-")[0],
+                                 basis=basis, lr_protocol=proto, exponent=b, low=lo, high=hi,
+                                 outcome="insufficient" if fit is None else "fit",
+                                 censored_frac=1.0 if fit is None else 0.0,
+                                 dimension_free_possible=fit is not None))
+                runs += [dict(base, method=method, optimizer=method.split("-")[0],
+                              basis=basis, lr_protocol=proto, D=D, learning_rate=1e-3)
+                         for D in (256, 1024)]
+    return pd.DataFrame(exps), pd.DataFrame(runs)
+
+
+def test_three_bases_verdicts_headline_and_report():
+    exps, runs = _three_basis_map()
+    table = regimes.regime_table(runs, exps)
+    v = regimes.regime_verdicts(table, "adamw", "muon-ns")
+    assert list(v["basis"]) == ["coherent", "partial", "structured"] * 2
+    # the partial cells carry verdicts; only the coherent AdamW cells are built in
+    assert list(v["C1_construction"] == "") == [False, True, True] * 2
+    verdict, lines = regimes.headline(v, "C1")
+    assert verdict == "holds in all 4 decided cells"
+    assert "holds: base / partial / matched_spectral" in lines
+    assert regimes.headline(v, "C2")[0] == "holds in all 6 decided cells"
+    # Muon's symmetric cells: all three bases share a point; AdamW's partial basis moves b
+    mech = "\n".join(regimes.mechanisms(table))
+    assert "cannot matter, the exponents' CIs on all their bases share a point in 2." in mech
+    assert "Basis effect, adamw" in mech and "partial vs coherent: CIs disjoint in 2 of 2" in mech
+    text = "\n".join(regimes.report_lines(dict(table=table, verdicts=v,
+                                               methods=("adamw", "muon-ns"))))
+    assert "partial" in text and "the partial basis moves b from 0.00 (coherent) to 0.90" in text
+
+
+def test_all_censored_mano_cells_are_censored_never_fitted():
+    exps, runs = _three_basis_map()
+    table = regimes.regime_table(runs, exps)
+    mano = table[table["method"] == "mano"].set_index(["lr_protocol", "basis"])["class"]
+    assert (mano["matched_rms"] == "censored").all()
+    assert mano[("matched_spectral", "coherent")] == "censored"
+    assert mano[("matched_spectral", "partial")] == "faster with D"  # fitted where it escapes
+    assert "Censored (no run escaped at any D" in "\n".join(regimes.mechanisms(table))
+    (text,) = regimes.regime_paragraphs(table, ("adamw", "muon-ns"))
+    assert "mano: matched_rms: coherent censored (no escape at any D)" in text
+
+
+def test_a_real_censored_mano_series_gets_no_exponent(tmp_path):
+    """Mano from W* = 0 on the coherent basis: its update is tangent to every slice of W, so
+    the escape entry is capped by its row's and column's norms, which grow only at second
+    order in the rate: 60 steps cannot escape. The map must say censored, not fit a b."""
+    from saddle.sweep import Store, parse_spec, run_sweep
+
+    spec = dict(name="regimes", seeds=1, landscape_draws=2, optimizer="mano",
+                basis="coherent", m=[8, 12], n=[8, 12], zip=[["m", "n"]],
+                lr_protocol="matched_spectral", max_steps=60, gamma=0.1, sigma=0.01)
+    run_sweep(parse_spec(spec), tmp_path)
+    res = regimes.analyse(Store(tmp_path).runs(), "adamw", "muon-ns", n_resamples=49)
+    (row,) = res["table"].to_dict("records")
+    assert row["method"] == "mano" and row["class"] == "censored"
+    assert math.isnan(row["exponent"]) and math.isnan(row["low"])
