@@ -50,6 +50,7 @@ import pandas as pd
 
 from .classes import classify_b, md_table, optimizer_label, with_label
 from .config import FIELDS
+from .predictions import predicted_exponent
 from .registry import NOISES, OPTIMIZERS
 
 __all__ = ["BASE", "BASES", "REGIME_FIELDS", "regime_label", "construction", "regime_table",
@@ -166,7 +167,9 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
     Columns added: regime, class (:func:`saddle.classes.classify_b`; "censored" where every
     run is censored, :func:`all_censored`; "insufficient" where else no exponent), lr_slope
     (d log lr / d log D), protocol_b (-lr_slope: the exponent a step-limited escape gets from
-    the rate alone), c1_construction, basis_symmetry."""
+    the rate alone), c1_construction, basis_symmetry, and the theory's prediction where an
+    estimate of ``saddle.theory`` covers the cell (:func:`saddle.predictions.predicted_exponent`:
+    theory_b, theory_result, theory_tau_max_d)."""
     if exps.empty:
         return pd.DataFrame()
     keys = [c for c in ("method", "basis", "lr_protocol", *REGIME_FIELDS) if c in exps.columns]
@@ -189,8 +192,16 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
             cls = "insufficient"
         rows.append(dict(r, regime=regime_label(r), **{"class": cls}, lr_slope=slope,
                          protocol_b=-slope, c1_construction=built["C1"],
-                         basis_symmetry=built["basis"]))
+                         basis_symmetry=built["basis"], max_steps=_budget(g),
+                         **predicted_exponent(g)))
     return pd.DataFrame(rows)
+
+
+def _budget(g: pd.DataFrame) -> float:
+    """The step budget of a cell's runs (the largest, should they differ)."""
+    if g.empty or "max_steps" not in g.columns:
+        return math.nan
+    return float(g["max_steps"].max())
 
 
 def all_censored(r) -> bool:
@@ -318,6 +329,7 @@ def mechanisms(table: pd.DataFrame) -> list[str]:
                 f"{method}, protocols that move its rate with D (protocol_b = {pb}): the "
                 f"measured b's CI contains protocol_b in {ok} of {len(moved)} fitted cells, "
                 "i.e. the rate's scaling alone explains the exponent there.")
+    lines += _theory_lines(table, fitted)
     lines += _symmetry_line(fitted) + _basis_effect_lines(fitted)
     cl = table[table["class"] == "cliff"]
     if len(cl):
@@ -329,6 +341,33 @@ def mechanisms(table: pd.DataFrame) -> list[str]:
         lines.append("Censored (no run escaped at any D within the budget; no exponent): "
                      + "; ".join(f"{r.regime} / {r.basis} / {r.lr_protocol} / {r.method}"
                                  for r in cen.itertuples()) + ".")
+    return lines
+
+
+def _theory_lines(table: pd.DataFrame, fitted: pd.DataFrame) -> list[str]:
+    """The theory's estimates against the measured cells: exponents where a cell is
+    fitted, and the predicted median against the budget where it is not."""
+    if "theory_b" not in table.columns:
+        return []
+    lines = []
+    with_b = fitted[np.isfinite(fitted["theory_b"].astype(float))]
+    if len(with_b):
+        ok = sum(_inside(r, r["theory_b"]) for r in with_b.to_dict("records"))
+        names = ", ".join(sorted(set(with_b["theory_result"])))
+        gap = np.abs(with_b["exponent"].astype(float) - with_b["theory_b"].astype(float))
+        lines.append(
+            f"Theory's exponent (escape-time estimates of `saddle.theory`: {names}, evaluated "
+            f"at each cell's configs and rates): the measured b's CI contains it in {ok} of "
+            f"{len(with_b)} fitted cells it covers; median |b − b_theory| = "
+            f"{float(np.median(gap)):.2f}.")
+    unfit = table[~table.index.isin(fitted.index)]
+    pred = unfit[np.isfinite(unfit["theory_tau_max_d"].astype(float))]
+    if len(pred):
+        beyond = pred[pred["theory_tau_max_d"].astype(float) > pred["max_steps"].astype(float)]
+        lines.append(
+            f"Cells without a fitted exponent that an estimate covers: in {len(beyond)} of "
+            f"{len(pred)} the estimated median at the largest D is beyond the step budget "
+            "(the estimate predicts the censoring).")
     return lines
 
 
@@ -549,7 +588,8 @@ def _method_of(r: dict) -> str:
 
 _TABLE_COLUMNS = ["regime", "basis", "lr_protocol", "method", "exponent", "low", "high",
                   "class", "outcome", "dims", "n_censored_dims", "censored_frac", "draws",
-                  "seeds", "protocol_b", "c1_construction", "basis_symmetry"]
+                  "seeds", "protocol_b", "theory_b", "theory_result", "c1_construction",
+                  "basis_symmetry"]
 
 
 def report_lines(res: dict) -> list[str]:
