@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from saddle import Config, networks, reproduce
+from saddle import Config, experiments, networks, reproduce
 from saddle.landscapes import make_landscape
 
 SMALL = dict(landscape="linear_network", m=3, n=4, width=5, teacher_rank=2, teacher_scale=1.5,
@@ -170,7 +170,7 @@ def test_networks_section_renders_from_a_tiny_stored_sweep(tmp_path):
                            loss_drop=0.05, noise="none", seeds=2, max_steps=3000,
                            optimizer=["sgd", "adamw"], learning_rate=0.05))
     run_sweep(spec, tmp_path / "results" / "networks")
-    reproduce._run_equivalents(spec, tmp_path)
+    experiments._run_equivalents(spec, tmp_path)
     a = reproduce.analyse(tmp_path)
     res = a["networks"]["networks"]
     t = res["table"]

@@ -91,20 +91,23 @@ def test_every_experiment_spec_loads_in_both_modes():
 
 @pytest.mark.slow
 def test_reproduce_cli_writes_report_figures_and_results(tmp_path):
+    """The README's command on one experiment (the bounds, the cheapest with a figure), with
+    two processes sharing the runs."""
     out = tmp_path / "rep"
     r = subprocess.run([sys.executable, "-m", "saddle", "reproduce", "--quick", "--only",
-                        "trajectories", "--out", str(out), "--quiet"],
+                        "bounds", "--out", str(out), "--quiet", "--jobs", "2"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     report = (out / "report.md").read_text()
-    assert "## Verdicts" not in report or "C3" in report
-    assert "Ballistic fits" in report and (out / "trajectories.png").exists()
-    assert list((out / "results" / "trajectories" / "runs").glob("part-*.parquet"))
-    # The Muon rows of the ballistic table are computed from the stored traces.
+    assert "## Bound checks (measured against theory)" in report
+    assert (out / "bounds.png").exists()
+    assert list((out / "results" / "bounds" / "runs").glob("part-*.parquet"))
+    # The bound checks are computed from the stored runs: upper bounds are never violated.
     a = reproduce.analyse(out)
-    tr = a["trajectories"]
-    assert set(tr["method"]) >= {"muon-ns", "adamw"}
-    assert ((tr["ballistic_frac"] >= 0) & (tr["ballistic_frac"] <= 1)).all()
+    bc = a["bound_checks"]
+    upper = bc[bc["kind"] == "upper"]
+    assert len(upper) and int(upper["runs"].sum()) > 0
+    assert (upper["violations"] == 0).all(), upper
 
 
 def test_reproduce_rejects_unknown_experiment(tmp_path):
