@@ -461,7 +461,7 @@ def test_bounds_prints_failing_assumptions_with_their_meaning(capsys):
     (["run", "--help"], ["(default: optimizer's default)", "(default: the optimizer's) ("],
      ["muon: learning_rate=0.02"]),
     (["results", "--help"], ["95%%"], ["95% CI"]),
-    (["reproduce", "--help"], ["3-10 min"], ["about 25 min"]),
+    (["reproduce", "--help"], ["3-10 min", "about 25 min"], ["docs/guide/reproduce.md", "--jobs"]),
     (["bench", "--help"], [], ["A  element-wise", "G  GPU only", "N  network landscapes"]),
 ])
 def test_help_texts(capsys, argv, bad, good):

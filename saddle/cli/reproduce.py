@@ -18,8 +18,8 @@ def register(sub) -> None:
         "write DIR/report.md, DIR/*.png and DIR/results/ (Parquet). Re-running resumes.",
     )
     p.add_argument("--quick", action="store_true",
-                   help="fewer seeds and sizes (every experiment still runs; about 25 min on 2 "
-                   "cores)")
+                   help="fewer seeds and sizes (every experiment still runs; its measured time "
+                   "is in docs/guide/reproduce.md)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: results/reproduce-<date>)")
     p.add_argument("--only", default=None, metavar="NAMES",
