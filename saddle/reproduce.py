@@ -231,9 +231,11 @@ def _judge(kind: str, t: float, escaped: bool, steps: int, bound: float) -> str:
 
 
 def _traces_by_run(res, traces, exp, g) -> dict | None:
-    """The traces of the runs in ``g`` keyed by run_id, when ``res`` has trajectory
-    assumptions (else None: every run is judged)."""
-    if not res.state_assumptions():
+    """The traces of the runs in ``g`` keyed by run_id, when ``res`` is judged on a traced
+    hypothesis (``extra["trace_state"]``); else None and every run is judged. (A result whose
+    state assumptions its config-level ones already certify, such as muon_ballistic's gap,
+    names no trace_state.)"""
+    if not res.state_assumptions() or "trace_state" not in res.extra:
         return None
     tr = (traces or {}).get(exp, pd.DataFrame())
     if tr.empty:

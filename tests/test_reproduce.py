@@ -108,6 +108,13 @@ def test_reproduce_cli_writes_report_figures_and_results(tmp_path):
     upper = bc[bc["kind"] == "upper"]
     assert len(upper) and int(upper["runs"].sum()) > 0
     assert (upper["violations"] == 0).all(), upper
+    # A result whose trajectory hypothesis is certified by its config-level assumptions is
+    # judged on every run; the stiff-bulk bound, whose hypothesis only a trace can show, is
+    # not judged where the runs were not traced.
+    by = upper.set_index("bound")
+    assert by.loc["muon_ballistic", "runs"] > 0 and by.loc["muon_ballistic", "outside"] == 0
+    if "muon_stiff_bulk_escape" in by.index:
+        assert by.loc["muon_stiff_bulk_escape", "runs"] == 0
 
 
 def test_reproduce_rejects_unknown_experiment(tmp_path):
