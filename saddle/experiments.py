@@ -29,7 +29,7 @@ __all__ = ["EXPERIMENTS", "NETWORK_EXPERIMENTS", "spec_path", "run_experiments",
            "default_jobs"]
 
 EXPERIMENTS = ("regimes", "dimension", "gap", "coherence", "leakage", "trajectories",
-               "ns_vs_polar", "bounds", "networks")
+               "ns_vs_polar", "bounds", "bounds_traced", "networks")
 # Network experiments: their runs are reported in their own section (not in the spectral
 # settings, shapes and verdicts), beside their spectral equivalents, stored under
 # results/<name>_equivalent (see saddle.networks).

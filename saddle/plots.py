@@ -21,6 +21,7 @@ from .analysis import (
     series_keys,
     summarize,
 )
+from .predictions import predicted_series
 from .records import config_from_row
 
 __all__ = ["KINDS", "plot_dimension", "plot_gap", "plot_phase", "plot_trajectory", "save",
@@ -168,8 +169,10 @@ def _errorbars(ax, x, med, lo, hi, **kw):
     return ax.errorbar(x, med, yerr=yerr, capsize=3, ms=4, **kw)
 
 
-def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list]:
-    """Escape-time bounds from saddle/theory/ along a dimension series (empty if none apply)."""
+def _theory_escape_values(config_row: pd.Series, dims, shapes,
+                          skip: str = "") -> dict[str, list]:
+    """Escape-time bounds from saddle/theory/ along a dimension series (empty if none apply),
+    except ``skip`` (the estimate the series' predicted exponent line already draws)."""
     try:
         from . import theory
     except ImportError:
@@ -179,7 +182,7 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
         return {}
     out: dict[str, list] = {}
     for name, res in results.items():
-        if getattr(res, "quantity", None) != "escape_time":
+        if getattr(res, "quantity", None) != "escape_time" or name == skip:
             continue
         vals = []
         for (m, n) in shapes:
@@ -195,6 +198,24 @@ def _theory_escape_values(config_row: pd.Series, dims, shapes) -> dict[str, list
         if vals and all(v is not None for v in vals):
             out[f"{name} ({res.kind})"] = vals
     return out
+
+
+def _prediction_text(pred) -> str:
+    """A series' legend note for the theory's estimate along it."""
+    if math.isfinite(pred.slope):
+        return f"b_th={pred.slope:.2f} ({pred.result})"
+    return f"b_th: no escape predicted at D={pred.dims[-1]} ({pred.result})"
+
+
+def _prediction_line(ax, pred, color, name: str) -> None:
+    """The estimate's values along the series (dotted; the predicted exponent line on the
+    log-log axes), at the shapes where it is finite."""
+    d = np.asarray(pred.dims, float)
+    v = np.asarray(pred.values, float)
+    ok = np.isfinite(v)
+    if ok.sum() >= 2:
+        ax.plot(d[ok], v[ok], ls=":", color=color, lw=1.4, label="_nolegend_",
+                gid=f"prediction:{pred.result}:{name}")
 
 
 # A fitted exponent is drawn as a measurement only when the fit rests on enough data: at least
@@ -243,7 +264,7 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
     fig, ax = plt.subplots(figsize=(7, 4.6))
     groups = _series_groups(df, series_cols)
     offs = _offsets(len(groups))
-    any_cens = False
+    any_cens = any_pred = False
     theory_names: list[str] = []
     for i, (_, g) in enumerate(groups):
         st = series_style(i)
@@ -261,6 +282,10 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
             label += f"  b={fit['exponent']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}]"
             if caveat:
                 label += f" ({caveat}: not a measurement)"
+        pred = predicted_series(g)
+        if pred is not None:
+            any_pred = True
+            label += "  " + _prediction_text(pred)
         x = s["D"].to_numpy(float) * offs[i]
         line = _errorbars(ax, x[reached], s["median"][reached], s["median_low"][reached],
                           s["median_high"][reached], color=st["color"], marker=st["marker"],
@@ -273,9 +298,11 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
             d = np.array([fit["d_min"], fit["d_max"]], float)
             ax.plot(d, np.exp(fit["intercept"]) * d ** fit["exponent"], ls="--",
                     color=st["color"], lw=0.8, alpha=0.8, label="_nolegend_", gid=f"fit:{name}")
+        if pred is not None:
+            _prediction_line(ax, pred, st["color"], name)
         shapes = g.groupby("D")[["m", "n"]].first().sort_index()
-        for tname, vals in _theory_escape_values(first, shapes.index,
-                                                 shapes.to_numpy()).items():
+        for tname, vals in _theory_escape_values(first, shapes.index, shapes.to_numpy(),
+                                                 skip=pred.result if pred else "").items():
             theory_names.append(tname)
             ax.plot(shapes.index, vals, ls=":", color=st["color"], lw=1.2, label="_nolegend_",
                     gid=f"theory:{tname}:{name}")
@@ -287,8 +314,8 @@ def plot_dimension(df: pd.DataFrame, title: str | None = None):
     ax.set_xlabel("D = m·n (series offset slightly in D so that none hides another)")
     ax.set_ylabel("escape time (steps): KM median, 95% CI")
     parts = ["measured", "dashed: fit"]
-    if theory_names:
-        parts.append("dotted: theory values")
+    if theory_names or any_pred:
+        parts.append("dotted: theory (b_th: its exponent)")
     if any_cens:
         parts.append("hollow ↑: median beyond the budget (lower bound)")
     ax.set_title(title or "Escape time against dimension", fontsize=10)

@@ -1,5 +1,5 @@
 """Theory beside a measured dimension exponent: what ``saddle.theory``'s escape-time
-estimates predict for a cell of stored runs.
+results predict for a cell of stored runs.
 
 A cell (one regime, basis, protocol and method over several D) ran one config per shape,
 each with the learning rate its protocol chose. For the first estimate in :data:`ESTIMATES`
@@ -7,27 +7,46 @@ whose assumptions hold at every shape, the predicted exponent is the least-squar
 log(estimate) on log D over those configs. The assumptions that only say whether a
 simulation can observe the median (``budget``: enough steps) are not required: the estimate
 of a censored cell is what says why it is censored, so the estimate at the largest D is
-returned beside the exponent.
+returned beside the exponent. An estimate that is infinite at some shape predicts no escape
+there (a closed escape window): the cell is predicted censored, with no exponent.
+
+:func:`applicable_results` lists every escape-time result (bounds too) whose assumptions
+hold at every shape of a cell: the coverage of the map by the theory.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .records import config_from_row
 
-__all__ = ["ESTIMATES", "predicted_exponent"]
+__all__ = ["ESTIMATES", "Prediction", "predicted_series", "predicted_exponent",
+           "applicable_results"]
 
-# Escape-time estimates, most specific first (a gamma = 0 cell takes the diffusive law).
+# Escape-time estimates, most specific first (a gamma = 0 cell takes the diffusive law, a
+# kappa > 0 cell the quartic window, an incoherent basis its own AdamW law).
 ESTIMATES = ("sgd_diffusive_median", "adamw_diffusive_median", "muon_diffusive_median",
              "sgd_escape_mean", "adamw_escape_estimate")
 # Assumptions about the simulation's step budget, not about the dynamics.
 OBSERVATION_ONLY = ("budget",)
 
 EMPTY = dict(theory_b=math.nan, theory_result="", theory_tau_max_d=math.nan)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """An estimate along a cell's shapes: ``dims`` (D, increasing), ``values`` (steps; inf
+    where it predicts no escape) and ``slope`` (the predicted exponent; NaN when some value
+    is infinite)."""
+
+    result: str
+    dims: tuple[int, ...]
+    values: tuple[float, ...]
+    slope: float
 
 
 def _holds(res, cfg) -> bool:
@@ -48,27 +67,60 @@ def _configs(runs: pd.DataFrame) -> list | None:
     return sorted(out, key=lambda x: x[0])
 
 
-def predicted_exponent(runs: pd.DataFrame) -> dict:
-    """``theory_b`` (predicted exponent), ``theory_result`` (the estimate's name) and
-    ``theory_tau_max_d`` (its value, in steps, at the largest D) for the runs of one cell;
-    NaN and '' when no estimate covers every shape of the cell (or it has one shape)."""
+def _values(res, configs) -> list[float] | None:
+    """The result's value at every shape (inf kept: no escape), or None where it does not
+    hold or cannot be evaluated at some shape."""
+    out = []
+    for _, cfg in configs:
+        v = res.evaluate(cfg) if _holds(res, cfg) else None
+        if v is None or math.isnan(v) or v <= 0:
+            return None
+        out.append(float(v))
+    return out
+
+
+def predicted_series(runs: pd.DataFrame, names=ESTIMATES) -> Prediction | None:
+    """The first result of ``names`` that holds at every shape of the cell ``runs`` (at
+    least two shapes), with its values and slope; None when none does."""
     from .theory import RESULTS
 
     if runs.empty or not {"m", "n"} <= set(runs.columns):
-        return dict(EMPTY)
+        return None
     configs = _configs(runs)
     if configs is None or len(configs) < 2:
+        return None
+    for name in names:
+        if name not in RESULTS:
+            continue
+        values = _values(RESULTS[name], configs)
+        if values is None:
+            continue
+        dims = tuple(d for d, _ in configs)
+        slope = math.nan
+        if all(math.isfinite(v) for v in values):
+            slope = float(np.polyfit(np.log(dims), np.log(values), 1)[0])
+        return Prediction(name, dims, tuple(values), slope)
+    return None
+
+
+def predicted_exponent(runs: pd.DataFrame) -> dict:
+    """``theory_b`` (predicted exponent), ``theory_result`` (the estimate's name) and
+    ``theory_tau_max_d`` (its value, in steps, at the largest D; inf: no escape predicted)
+    for the runs of one cell; NaN and '' when no estimate covers every shape of the cell
+    (or it has one shape)."""
+    p = predicted_series(runs)
+    if p is None:
         return dict(EMPTY)
-    for name in ESTIMATES:
-        res = RESULTS[name]
-        values = []
-        for d, cfg in configs:
-            v = res.evaluate(cfg) if _holds(res, cfg) else None
-            if v is None or not math.isfinite(v) or v <= 0:
-                break
-            values.append((d, v))
-        else:
-            x, y = np.log([d for d, _ in values]), np.log([v for _, v in values])
-            slope = float(np.polyfit(x, y, 1)[0])
-            return dict(theory_b=slope, theory_result=name, theory_tau_max_d=values[-1][1])
-    return dict(EMPTY)
+    return dict(theory_b=p.slope, theory_result=p.result, theory_tau_max_d=p.values[-1])
+
+
+def applicable_results(runs: pd.DataFrame) -> list[str]:
+    """Every escape-time result of ``saddle.theory`` (bounds and estimates) whose assumptions
+    other than the step budget hold at every shape of the cell."""
+    from .theory import RESULTS
+
+    configs = _configs(runs) if not runs.empty and {"m", "n"} <= set(runs.columns) else None
+    if not configs:
+        return []
+    return [name for name, res in RESULTS.items()
+            if res.quantity == "escape_time" and all(_holds(res, c) for _, c in configs)]

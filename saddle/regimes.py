@@ -50,7 +50,7 @@ import pandas as pd
 
 from .classes import classify_b, md_table, optimizer_label, with_label
 from .config import FIELDS
-from .predictions import predicted_exponent
+from .predictions import applicable_results, predicted_exponent
 from .registry import NOISES, OPTIMIZERS
 
 __all__ = ["BASE", "BASES", "REGIME_FIELDS", "regime_label", "construction", "regime_table",
@@ -169,7 +169,8 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
     (d log lr / d log D), protocol_b (-lr_slope: the exponent a step-limited escape gets from
     the rate alone), c1_construction, basis_symmetry, and the theory's prediction where an
     estimate of ``saddle.theory`` covers the cell (:func:`saddle.predictions.predicted_exponent`:
-    theory_b, theory_result, theory_tau_max_d)."""
+    theory_b, theory_result, theory_tau_max_d) and every escape-time result whose assumptions
+    hold at each of its shapes (theory_applicable, comma-separated)."""
     if exps.empty:
         return pd.DataFrame()
     keys = [c for c in ("method", "basis", "lr_protocol", *REGIME_FIELDS) if c in exps.columns]
@@ -193,7 +194,8 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(r, regime=regime_label(r), **{"class": cls}, lr_slope=slope,
                          protocol_b=-slope, c1_construction=built["C1"],
                          basis_symmetry=built["basis"], max_steps=_budget(g),
-                         **predicted_exponent(g)))
+                         **predicted_exponent(g),
+                         theory_applicable=", ".join(applicable_results(g))))
     return pd.DataFrame(rows)
 
 
@@ -361,14 +363,31 @@ def _theory_lines(table: pd.DataFrame, fitted: pd.DataFrame) -> list[str]:
             f"{len(with_b)} fitted cells it covers; median |b − b_theory| = "
             f"{float(np.median(gap)):.2f}.")
     unfit = table[~table.index.isin(fitted.index)]
-    pred = unfit[np.isfinite(unfit["theory_tau_max_d"].astype(float))]
+    pred = unfit[~np.isnan(unfit["theory_tau_max_d"].astype(float))]
     if len(pred):
         beyond = pred[pred["theory_tau_max_d"].astype(float) > pred["max_steps"].astype(float)]
         lines.append(
             f"Cells without a fitted exponent that an estimate covers: in {len(beyond)} of "
             f"{len(pred)} the estimated median at the largest D is beyond the step budget "
             "(the estimate predicts the censoring).")
-    return lines
+    return lines + _coverage_lines(table)
+
+
+def _coverage_lines(table: pd.DataFrame) -> list[str]:
+    """How many cells of the map some result of ``saddle.theory`` covers."""
+    if "theory_applicable" not in table.columns or table.empty:
+        return []
+    has = table["theory_applicable"].fillna("").astype(str) != ""
+    est = table["theory_result"].fillna("").astype(str) != ""
+    line = (f"Theory coverage: {int(has.sum())} of {len(table)} cells have at least one "
+            f"applicable escape-time result (assumptions other than the step budget hold at "
+            f"every D); {int(est.sum())} have an estimate that gives the exponent.")
+    bare = table[~has]
+    if len(bare):
+        line += " Cells without one: " + "; ".join(
+            f"{r.regime} / {r.basis} / {r.lr_protocol} / {r.method}"
+            for r in bare.itertuples()) + "."
+    return [line]
 
 
 def _symmetry_line(fitted: pd.DataFrame) -> list[str]:
@@ -498,7 +517,25 @@ def _cell_text(r) -> tuple[float, str]:
     mk += (" *" if r["c1_construction"] else "") + (" =" if r["basis_symmetry"] else "")
     body = (f"{r['exponent']:.2f}\n[{r['low']:.2f}, {r['high']:.2f}]" if fitted
             else "censored" if r["class"] == "censored" else "no fit")
+    body += _theory_text(r)
     return (r["exponent"] if fitted else np.nan), body + (f"\n{mk.strip()}" if mk else "")
+
+
+def _theory_text(r) -> str:
+    """The theory's prediction printed under a map cell: its exponent ("th 0.25"), or "th ∞"
+    where the estimate predicts no escape at the largest D, or "th >budget" where its median
+    there is beyond the step budget; empty where no estimate covers the cell."""
+    tau = _num(r.get("theory_tau_max_d"))
+    if tau is None:
+        return ""
+    if math.isinf(tau):
+        return "\nth ∞"
+    b = _num(r.get("theory_b"))
+    text = f"\nth {b:.2f}" if b is not None and math.isfinite(b) else ""
+    budget = _num(r.get("max_steps"))
+    if budget is not None and tau > budget:
+        text += " >budget" if text else "\nth >budget"
+    return text
 
 
 def _map_panel(ax, t: pd.DataFrame, regimes: list, cols: list, lim: float):
@@ -549,9 +586,11 @@ def plot_regime_map(table: pd.DataFrame, path) -> list[tuple[str, str]]:
         im = _map_panel(ax, table[table["lr_protocol"] == proto], regimes, cols, lim)
         ax.set_title(f"lr protocol: {proto}", fontsize=8)
         fig.colorbar(im, ax=ax, label="b (log τ = a + b log D)", fraction=0.03, pad=0.01)
-    fig.suptitle("Regime map, dimension exponent b with its 95% CI. C: cliff; censored: no "
-                 "escape at any D; ·: no fit; *: C1 fixed by construction or by the "
-                 "protocol; =: basis irrelevant by symmetry", fontsize=8)
+    fig.suptitle("Regime map, measured dimension exponent b with its 95% CI; th: the theory's "
+                 "predicted b (∞: no escape predicted; >budget: predicted median beyond the "
+                 "budget). C: cliff; censored: no escape at any D; ·: no fit; *: C1 fixed by "
+                 "construction or by the protocol; =: basis irrelevant by symmetry",
+                 fontsize=8, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
