@@ -275,6 +275,7 @@ def bound_checks(frames: dict[str, pd.DataFrame],
     results = {k: r for k, r in _theory_results().items()
                if getattr(r, "quantity", None) == "escape_time"}
     rows = []
+    per_run_tightness: list[float] = []
     if not results:
         return pd.DataFrame()
     for name, res in results.items():
@@ -298,16 +299,53 @@ def bound_checks(frames: dict[str, pd.DataFrame],
                     ratios.append(ti / bound)
         if n_runs == 0 and undetermined == 0 and outside == 0:
             continue
+        if res.kind != "estimate":
+            per_run_tightness += [1 / r if res.kind == "upper" else r for r in ratios if r > 0]
         rows.append(dict(
             bound=name, kind=res.kind, optimizer=res.optimizer or "any", runs=n_runs,
             violations=int(viol) if res.kind != "estimate" else None,
             undetermined=undetermined, outside=outside,
             median_ratio=float(np.median(ratios)) if ratios else math.nan,
+            tightness=_tightness(res.kind, ratios),
             min_ratio=float(np.min(ratios)) if ratios else math.nan,
             max_ratio=float(np.max(ratios)) if ratios else math.nan,
             experiments=",".join(sorted(experiments)),
         ))
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # The median over every escaped run judged against a bound, all bounds pooled.
+    out.attrs["pooled_tightness"] = (float(np.median(per_run_tightness)) if per_run_tightness
+                                     else math.nan)
+    out.attrs["pooled_checks"] = len(per_run_tightness)
+    return out
+
+
+def _tightness(kind: str, ratios: list[float]) -> float:
+    """How far a bound sits from the measured escape times, as a factor >= 1 when it holds:
+    the median of bound/measured for an upper bound, of measured/bound for a lower one (NaN
+    for an estimate, whose ratio is its accuracy, not a tightness)."""
+    if not ratios or kind == "estimate":
+        return math.nan
+    med = float(np.median(ratios))
+    return 1.0 / med if kind == "upper" else med
+
+
+def bound_summary(bc: pd.DataFrame) -> str:
+    """One sentence over every bound of a bound-check table: runs judged, violations, and
+    the range of the bounds' median tightness."""
+    if bc.empty:
+        return ""
+    b = bc[bc["kind"] != "estimate"]
+    b = b[b["runs"].astype(int) > 0]
+    if b.empty:
+        return "No bound was judged on any run."
+    med = b["median_ratio"].astype(float)
+    tight = pd.Series(np.where(b["kind"] == "upper", 1.0 / med, med), index=b.index)
+    return (f"Bounds: {int(b['runs'].sum())} run-checks over {len(b)} bounds, "
+            f"{int(b['violations'].astype(int).sum())} violations; median tightness "
+            f"(bound ÷ measured for an upper bound) {tight.min():.2f}–{tight.max():.2f} per "
+            f"bound, {bc.attrs.get('pooled_tightness', math.nan):.2f} over the "
+            f"{bc.attrs.get('pooled_checks', 0)} escaped runs of all bounds pooled. Estimates: "
+            "median measured ÷ estimate per result in median_ratio.")
 
 
 # --- trajectory analysis -----------------------------------------------------------------------
@@ -1220,6 +1258,7 @@ def _report_measurements(a: dict) -> list[str]:
         lines.append("ratio = measured escape time ÷ theory value; a violation is an escape "
                      "outside the bound (or, for an upper bound, no escape within a budget "
                      "beyond it).\n")
+        lines.append(bound_summary(a["bound_checks"]) + "\n")
         bc = a["bound_checks"].copy()
         for c in ("runs", "violations", "undetermined"):  # counts print as integers
             if c in bc.columns:

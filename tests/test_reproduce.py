@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -161,3 +162,20 @@ def test_report_states_settings_shapes_caveats_and_integer_counts(tmp_path):
     assert "mano: 100% of its" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| muon_ballistic"))
     assert "| 0 |" in row and "0.00 |" not in row.split("|")[5]
+
+
+def test_bound_summary_counts_runs_violations_and_tightness():
+    """Tightness is bound/measured for an upper bound, measured/bound for a lower one; the
+    summary pools the bounds, leaves the estimates out and counts the violations."""
+    checks = pd.DataFrame([
+        dict(bound="u", kind="upper", runs=10, violations=0, median_ratio=0.8),
+        dict(bound="l", kind="lower", runs=6, violations=1, median_ratio=1.25),
+        dict(bound="e", kind="estimate", runs=50, violations=None, median_ratio=3.0),
+    ])
+    checks.attrs.update(pooled_tightness=1.25, pooled_checks=16)
+    text = reproduce.bound_summary(checks)
+    assert text.startswith("Bounds: 16 run-checks over 2 bounds, 1 violations")
+    assert "1.25–1.25 per bound" in text and "1.25 over the 16 escaped runs" in text
+    assert reproduce._tightness("upper", [0.5, 0.5, 1.0]) == 2.0
+    assert reproduce._tightness("lower", [2.0]) == 2.0
+    assert math.isnan(reproduce._tightness("estimate", [2.0]))
