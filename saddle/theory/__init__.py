@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
+from .mano import MANO_NORM_CLOCK
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
@@ -48,6 +49,7 @@ RESULTS: dict[str, Result] = {
         ADAMW_DIFFUSIVE,
         MUON_DIFFUSIVE,
         *DIFFUSIVE_EXPONENTS,
+        MANO_NORM_CLOCK,
     )
 }
 

@@ -1,0 +1,80 @@
+"""Mano's norm clock, the linear network's gradient-flow time and the rank-r escape laws:
+each result against an independent reference (the optimizer's own arithmetic, the engine)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from saddle import theory
+from saddle.config import Config
+from saddle.optimizers import mano
+from saddle.simulate import simulate
+from saddle.theory.mano import lq, norm_clock_steps
+
+CLOCK = theory.RESULTS["mano_norm_clock"]
+
+
+def _mano_cfg(**kw):
+    base = dict(optimizer="mano", m=16, n=16, learning_rate=0.02, basis="partial",
+                noise="isotropic", sigma=0.01, gamma=0.1, radius=1.0, seeds=4, max_steps=600)
+    return Config.from_dict(**{**base, **kw})
+
+
+# ---- Mano v1: the Frobenius norm clock -----------------------------------------------------
+
+
+@pytest.mark.parametrize("wd, nesterov", [(0.3, True)])
+def test_mano_norm_recursion_is_exact(wd, nesterov):
+    """N_{t+1} = (1 - u) N_t + 0.04 eta^2 D for any gradients, from W = 0 (the clock's
+    identity), computed by the optimizer itself on random gradients."""
+    m, n, eta = 8, 12, 0.05
+    opt = mano(eta, weight_decay=wd, nesterov=nesterov)
+    W = jnp.zeros((m, n), jnp.float32)
+    state, update = opt.init(W), jax.jit(opt.update)
+    norms = [0.0]
+    for k in jax.random.split(jax.random.key(3), 12):
+        g = jax.random.normal(k, (m, n)) + 0.5 * W  # any gradient, here state-dependent
+        upd, state = update(g, state, W)
+        W = W + upd
+        norms.append(float(jnp.sum(W.astype(jnp.float64) ** 2)))
+    u = eta * wd * (2 - eta * wd)
+    pred = [0.0]
+    for _ in range(12):
+        pred.append((1 - u) * pred[-1] + 0.04 * eta**2 * m * n)
+    np.testing.assert_allclose(norms, pred, rtol=2e-5, atol=1e-9)
+
+
+def test_mano_clock_closed_form_matches_recursion():
+    cfg = _mano_cfg(weight_decay=0.05, init_escape=0.3)
+    eta, lam, d = 0.02, 0.05, 256
+    u, delta = eta * lam * (2 - eta * lam), 0.04 * eta**2 * d
+    big_n, t = 0.09, 0
+    while big_n < 1.0:
+        big_n, t = (1 - u) * big_n + delta, t + 1
+    assert CLOCK.evaluate(cfg) == t == np.ceil(norm_clock_steps(cfg))
+    assert lq(5.0, 0.0) == 5.0 and lq(2.0, 0.6) == np.inf
+
+
+def test_mano_clock_bounds_and_nearly_meets_the_engine():
+    cfg = _mano_cfg(weight_decay=0.05, max_steps=400)
+    assert CLOCK.assumptions_hold(cfg)
+    bound = CLOCK.evaluate(cfg)
+    tau = np.array([r.escape_time if r.escaped else np.inf for r in simulate(cfg).runs])
+    assert np.all(tau >= bound)
+    # a dense basis turns W onto E while the clock runs (>= 150 steps here): tight
+    assert np.median(tau) <= 1.1 * bound
+
+
+def test_mano_decay_caps_the_norm_below_the_radius():
+    cfg = _mano_cfg(weight_decay=0.5, max_steps=300, seeds=2)
+    assert CLOCK.assumptions_hold(cfg) and CLOCK.evaluate(cfg) is None  # infinite
+    assert not any(r.escaped for r in simulate(cfg).runs)
+
+
+def test_mano_clock_assumptions_fail_elsewhere():
+    for kw in (dict(optimizer="muon"), dict(variant="v2"), dict(saddle_point="random"),
+               dict(init="random"), dict(escape="loss", loss_drop=0.1)):
+        assert not CLOCK.assumptions_hold(_mano_cfg(**kw)), kw
