@@ -78,3 +78,44 @@ def test_mano_clock_assumptions_fail_elsewhere():
     for kw in (dict(optimizer="muon"), dict(variant="v2"), dict(saddle_point="random"),
                dict(init="random"), dict(escape="loss", loss_drop=0.1)):
         assert not CLOCK.assumptions_hold(_mano_cfg(**kw)), kw
+
+
+# ---- the two-layer linear network: plain SGD from a small random start ---------------------
+
+NET = theory.RESULTS["network_gd_escape"]
+
+
+def _net_cfg(**kw):
+    base = dict(landscape="linear_network", m=8, n=8, width=16, optimizer="sgd",
+                learning_rate=0.8, noise="none", init="random", init_scale=1e-3,
+                escape="loss", loss_drop=0.05, seeds=8, max_steps=400)
+    return Config.from_dict(**{**base, **kw})
+
+
+def test_network_estimate_is_the_flow_at_small_rate():
+    from saddle.networks import gd_plateau
+
+    cfg = _net_cfg(learning_rate=1e-3, max_steps=100_000)
+    assert NET.assumptions_hold(cfg) and NET.applies_to(cfg)
+    assert NET.evaluate(cfg) == pytest.approx(gd_plateau(cfg)["crossing_steps"], rel=2e-3)
+
+
+@pytest.mark.parametrize("lr", [0.8, 0.05])
+def test_network_estimate_against_engine(lr):
+    """The per-step rate 2 ln(1 + eta s) against the network itself, at eta s = 0.8 (where
+    the flow's count is 30% short) and 0.05 (flow-like): the median within one step (rounding
+    and the chi-square spread of c_0, about sqrt(2/h) / (2 ln(1 + eta s)) steps)."""
+    cfg = _net_cfg(learning_rate=lr)
+    assert NET.assumptions_hold(cfg)
+    tau = np.array([r.escape_time if r.escaped else np.inf for r in simulate(cfg).runs])
+    est = NET.evaluate(cfg)
+    spread = np.sqrt(2 / 16) / (2 * np.log1p(lr))
+    assert abs(np.median(tau) - est) <= 1 + spread / np.sqrt(tau.size) * 3
+
+
+def test_network_result_assumptions_fail_elsewhere():
+    assert not NET.applies_to(_mano_cfg(optimizer="sgd"))  # the spectral saddle
+    for kw in (dict(optimizer="adamw"), dict(momentum=0.9), dict(teacher_rank=2),
+               dict(learning_rate=2.5), dict(init="saddle"),
+               dict(noise="minibatch", minibatch_size=1)):  # kicks 0.85 eps a step
+        assert not NET.assumptions_hold(_net_cfg(**kw)), kw

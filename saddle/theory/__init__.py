@@ -14,6 +14,7 @@ from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
 from .mano import MANO_NORM_CLOCK
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
+from .network import NETWORK_GD_ESCAPE
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
@@ -50,6 +51,7 @@ RESULTS: dict[str, Result] = {
         MUON_DIFFUSIVE,
         *DIFFUSIVE_EXPONENTS,
         MANO_NORM_CLOCK,
+        NETWORK_GD_ESCAPE,
     )
 }
 
