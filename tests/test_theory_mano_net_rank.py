@@ -10,7 +10,7 @@ import pytest
 
 from saddle import theory
 from saddle.config import Config
-from saddle.optimizers import mano
+from saddle.optimizers import mano_direction
 from saddle.simulate import simulate
 from saddle.theory.mano import lq, norm_clock_steps
 
@@ -26,23 +26,22 @@ def _mano_cfg(**kw):
 # ---- Mano v1: the Frobenius norm clock -----------------------------------------------------
 
 
-@pytest.mark.parametrize("wd, nesterov", [(0.3, True)])
-def test_mano_norm_recursion_is_exact(wd, nesterov):
-    """N_{t+1} = (1 - u) N_t + 0.04 eta^2 D for any gradients, from W = 0 (the clock's
-    identity), computed by the optimizer itself on random gradients."""
-    m, n, eta = 8, 12, 0.05
-    opt = mano(eta, weight_decay=wd, nesterov=nesterov)
-    W = jnp.zeros((m, n), jnp.float32)
-    state, update = opt.init(W), jax.jit(opt.update)
-    norms = [0.0]
-    for k in jax.random.split(jax.random.key(3), 12):
-        g = jax.random.normal(k, (m, n)) + 0.5 * W  # any gradient, here state-dependent
-        upd, state = update(g, state, W)
-        W = W + upd
-        norms.append(float(jnp.sum(W.astype(jnp.float64) ** 2)))
+def test_mano_norm_recursion_is_exact():
+    """N_{t+1} = (1 - u) N_t + 0.04 eta^2 D for any momentum, from W = 0 (the clock's
+    identity), with the lab's own v1 direction (mano_direction: the tangent projection and
+    the slice normalization) on random, state-dependent momenta, axes alternating."""
+    m, n, eta, wd = 8, 12, 0.05, 0.3
     u = eta * wd * (2 - eta * wd)
-    pred = [0.0]
-    for _ in range(12):
+    W = jnp.zeros((m, n), jnp.float32)
+    norms, pred = [0.0], [0.0]
+    direction = jax.jit(mano_direction, static_argnums=(2, 3))
+    rng = np.random.default_rng(3)
+    for t in range(8):
+        M = rng.standard_normal((m, n)).astype(np.float32) + 0.5 * W  # any, state-dependent
+        axis = t % 2
+        step = direction(M, W, axis, "v1", 1e-8) * (0.2 * np.sqrt((m, n)[axis]))
+        W = (1 - eta * wd) * W - eta * step
+        norms.append(float(jnp.sum(W.astype(jnp.float64) ** 2)))
         pred.append((1 - u) * pred[-1] + 0.04 * eta**2 * m * n)
     np.testing.assert_allclose(norms, pred, rtol=2e-5, atol=1e-9)
 
@@ -119,3 +118,57 @@ def test_network_result_assumptions_fail_elsewhere():
                dict(learning_rate=2.5), dict(init="saddle"),
                dict(noise="minibatch", minibatch_size=1)):  # kicks 0.85 eps a step
         assert not NET.assumptions_hold(_net_cfg(**kw)), kw
+
+
+# ---- escape rank r > 1 ---------------------------------------------------------------------
+
+RANK_SGD = theory.RESULTS["sgd_escape_mean_rank_r"]
+SPEED = theory.RESULTS["muon_speed_limit"]
+
+
+def _sgd_rank_cfg(r, a0=0.0, **kw):
+    base = dict(optimizer="sgd", m=8, n=8, escape_rank=r, learning_rate=0.1, gamma=0.2,
+                noise="isotropic", sigma=0.01, radius=1.0, basis="coherent",
+                init_escape=a0, max_steps=2000)
+    return Config.from_dict(**{**base, **kw})
+
+
+def test_rank_law_reduces_to_rank_one():
+    for a0 in (0.0, 0.01):
+        cfg = _sgd_rank_cfg(1, a0)
+        assert RANK_SGD.evaluate(cfg) == pytest.approx(theory.RESULTS["sgd_escape_mean"]
+                                                       .evaluate(cfg), rel=1e-12)
+
+
+@pytest.mark.parametrize("r, a0", [(2, 0.0), (3, 0.01)])
+def test_rank_sgd_law_against_recursion(r, a0, runs=4000):
+    from saddle.theory.rank import simulate_rank_sgd
+
+    cfg = _sgd_rank_cfg(r, a0)
+    assert RANK_SGD.assumptions_hold(cfg)
+    tau = simulate_rank_sgd(0.1, 0.2, 0.01, a0, 1.0, r, runs, np.random.default_rng(r))
+    assert (tau > 0).all()
+    se = tau.std(ddof=1) / np.sqrt(runs)
+    assert abs(tau.mean() - RANK_SGD.evaluate(cfg)) <= 4 * se
+
+
+def test_rank_sgd_law_against_engine():
+    cfg = _sgd_rank_cfg(3, seeds=200, dtype="float64")
+    tau = np.array([r.escape_time for r in simulate(cfg).runs], float)
+    assert np.all(tau > 0)
+    se = tau.std(ddof=1) / np.sqrt(tau.size)
+    # the r = 3 law, not the rank-one one (1/ln g = 11 steps, > 4 SE, earlier)
+    assert abs(tau.mean() - RANK_SGD.evaluate(cfg)) <= 4 * se
+    assert theory.RESULTS["sgd_escape_mean"].evaluate(cfg) - tau.mean() > 4 * se
+
+
+def test_muon_speed_limit_against_engine():
+    cfg = Config.from_dict(optimizer="muon", orthogonalizer="polar", m=8, n=8, escape_rank=3,
+                           learning_rate=0.02, init_escape=0.05, noise="isotropic",
+                           sigma=0.01, gamma=0.1, seeds=8, max_steps=400)
+    assert SPEED.assumptions_hold(cfg)
+    bound = SPEED.evaluate(cfg)
+    assert bound == np.ceil(0.95 / (0.02 * np.sqrt(3)))
+    tau = np.array([r.escape_time if r.escaped else np.inf for r in simulate(cfg).runs])
+    assert np.all(tau >= bound) and np.median(tau) <= 2 * bound
+    assert not SPEED.assumptions_hold(cfg.replace(weight_decay=0.1))

@@ -18,6 +18,7 @@ from .network import NETWORK_GD_ESCAPE
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
+from .rank import MUON_RANK_SPEED_LIMIT, SGD_RANK_MEAN
 from .sgd import SGD_MEAN, SGD_SD
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
 from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
@@ -52,6 +53,8 @@ RESULTS: dict[str, Result] = {
         *DIFFUSIVE_EXPONENTS,
         MANO_NORM_CLOCK,
         NETWORK_GD_ESCAPE,
+        SGD_RANK_MEAN,
+        MUON_RANK_SPEED_LIMIT,
     )
 }
 
