@@ -61,9 +61,10 @@ import math
 import numpy as np
 import sympy as sp
 
+from ..optimizers import ManoSpec
 from ._core import FUNCTIONS, Assumption, Result
 
-MANO = "mano"
+MANO = ManoSpec.name
 __all__ = ["lq", "norm_clock_steps", "MANO_NORM_CLOCK"]
 
 

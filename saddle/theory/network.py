@@ -41,10 +41,13 @@ import math
 import sympy as sp
 
 from ..landscapes.linear_network import LinearNetworkSpec
+from ..noise.gaussian import NoNoise
+from ..noise.minibatch import Minibatch
+from ..optimizers import SGDSpec
 from ._core import Assumption, Result
 
 NETWORK = LinearNetworkSpec.name
-SGD = "sgd"
+SGD = SGDSpec.name
 __all__ = ["overlap_start", "criterion_strength", "NETWORK_GD_ESCAPE"]
 
 
@@ -68,9 +71,9 @@ def criterion_strength(c) -> float:
 
 def _minibatch_kick(c) -> float:
     """eta sigma_mb / eps: the start's minibatch noise kick per step against the start."""
-    if c.noise == "none":
+    if c.noise == NoNoise.name:
         return 0.0
-    if c.noise != "minibatch" or c.init != "random" or not c.init_scale:
+    if c.noise != Minibatch.name or c.init != "random" or not c.init_scale:
         return math.inf
     sig = LinearNetworkSpec().minibatch_entry_std(c)
     return c.learning_rate * sig / c.init_scale

@@ -44,13 +44,14 @@ import numpy as np
 import scipy.special as sc
 import sympy as sp
 
-from ..optimizers import SGDSpec, muon_scale
+from ..noise.gaussian import Isotropic, NoNoise
+from ..optimizers import MuonSpec, SGDSpec, muon_scale
 from ._core import FUNCTIONS, Assumption, Result
 from .noise_facts import noise_facts
 from .sgd import _poisson_weights
 
 SGD = SGDSpec.name
-MUON = "muon"
+MUON = MuonSpec.name
 __all__ = ["ell_r", "simulate_rank_sgd", "SGD_RANK_MEAN", "MUON_RANK_SPEED_LIMIT"]
 
 
@@ -122,7 +123,7 @@ SGD_RANK_MEAN = Result(
         Assumption("projection", "escape criterion projection (||A|| >= R)",
                    lambda c: c.escape == "projection"),
         Assumption("iid_modes", "isotropic Gaussian noise or none (the r coordinates' noises "
-                   "are iid N(0, sigma_E^2))", lambda c: c.noise in ("isotropic", "none")),
+                   "are iid N(0, sigma_E^2))", lambda c: c.noise in (Isotropic.name, NoNoise.name)),
         Assumption("stable_bulk", "eta * (largest bulk eigenvalue) < 2",
                    lambda c: c.learning_rate * c.bulk_scale < 2),
         Assumption("far_radius", "R >= 20 s (the asymptotic law's O(s/R) error is small)",
