@@ -64,6 +64,8 @@ def test_mano_clock_bounds_and_nearly_meets_the_engine():
     tau = np.array([r.escape_time if r.escaped else np.inf for r in simulate(cfg).runs])
     assert np.all(tau >= bound)
     # a dense basis turns W onto E while the clock runs (>= 150 steps here): tight
+    estimate = theory.RESULTS["mano_clock_estimate"]
+    assert estimate.assumptions_hold(cfg) and estimate.evaluate(cfg) == bound
     assert np.median(tau) <= 1.1 * bound
 
 
@@ -74,6 +76,9 @@ def test_mano_decay_caps_the_norm_below_the_radius():
 
 
 def test_mano_clock_assumptions_fail_elsewhere():
+    coherent = _mano_cfg(basis="coherent")
+    assert CLOCK.assumptions_hold(coherent)  # a theorem on every basis
+    assert not theory.RESULTS["mano_clock_estimate"].assumptions_hold(coherent)
     for kw in (dict(optimizer="muon"), dict(variant="v2"), dict(saddle_point="random"),
                dict(init="random"), dict(escape="loss", loss_drop=0.1)):
         assert not CLOCK.assumptions_hold(_mano_cfg(**kw)), kw

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
-from .mano import MANO_NORM_CLOCK
+from .mano import MANO_CLOCK_ESTIMATE, MANO_NORM_CLOCK
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
 from .network import NETWORK_GD_ESCAPE
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
@@ -52,6 +52,7 @@ RESULTS: dict[str, Result] = {
         MUON_DIFFUSIVE,
         *DIFFUSIVE_EXPONENTS,
         MANO_NORM_CLOCK,
+        MANO_CLOCK_ESTIMATE,
         NETWORK_GD_ESCAPE,
         SGD_RANK_MEAN,
         MUON_RANK_SPEED_LIMIT,
