@@ -12,10 +12,13 @@ from __future__ import annotations
 from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
+from .mano import MANO_CLOCK_ESTIMATE, MANO_NORM_CLOCK
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
+from .network import NETWORK_GD_ESCAPE
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
+from .rank import MUON_RANK_SPEED_LIMIT, SGD_RANK_MEAN
 from .sgd import SGD_MEAN, SGD_SD
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
 from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
@@ -48,6 +51,11 @@ RESULTS: dict[str, Result] = {
         ADAMW_DIFFUSIVE,
         MUON_DIFFUSIVE,
         *DIFFUSIVE_EXPONENTS,
+        MANO_NORM_CLOCK,
+        MANO_CLOCK_ESTIMATE,
+        NETWORK_GD_ESCAPE,
+        SGD_RANK_MEAN,
+        MUON_RANK_SPEED_LIMIT,
     )
 }
 

@@ -122,6 +122,8 @@ class Result:
             (e.g. rho = nu / (s - nu)); the docs print them under the formula and the numeric
             form substitutes them, last first.
         post: optional map applied to the lambdified value (e.g. ceiling for step counts).
+        landscape: the landscape family the result is about (the spectral saddle unless
+            stated; e.g. ``linear_network`` for the network saddle's own laws).
     """
 
     name: str
@@ -139,6 +141,7 @@ class Result:
     post: Callable[[float], float] | None = None
     summary: str = ""
     extra: dict = field(default_factory=dict)
+    landscape: str = SPECTRAL
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -210,9 +213,9 @@ class Result:
         return [a for a in self.assumptions if a.on == "state"]
 
     def applies_to(self, config) -> bool:
-        """True when the result is about this config's landscape family (every result so far
-        is about the spectral saddle) and optimizer (or about none)."""
-        if config.landscape != SPECTRAL:
+        """True when the result is about this config's landscape family (``landscape``: the
+        spectral saddle unless stated) and optimizer (or about none)."""
+        if config.landscape != self.landscape:
             return False
         return self.optimizer is None or self.optimizer == config.optimizer
 
