@@ -13,6 +13,7 @@ from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
+from .muon_noise_start import MUON_NOISE_START, NOISE_START_EXPONENTS
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
@@ -48,6 +49,8 @@ RESULTS: dict[str, Result] = {
         ADAMW_DIFFUSIVE,
         MUON_DIFFUSIVE,
         *DIFFUSIVE_EXPONENTS,
+        MUON_NOISE_START,
+        *NOISE_START_EXPONENTS,
     )
 }
 
