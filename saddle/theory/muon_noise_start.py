@@ -85,6 +85,12 @@ noise's share of the step is then small against the signal's). The estimate is
 T_c the steps of that map from a_c to R (at least (R - a_c)/(eta k_s), as phi <= 1: the
 ballistic phase of ``theory.muon`` is its end).
 
+**Where the Gaussian endpoint law is not enough.** The law takes the escape time from the
+endpoint a_t ~ g^t Z. When R is within a few e-foldings of the spread (R/(z s) small: a small
+gamma, or a large noise), the noise still carries a across R and the first passage comes
+earlier: measured estimate/simulated 1.2-1.3 at R/(z s) = 19-26 and 1.5-3 at 3-8, against
+0.9-1.1 at R/(z s) >= 50. The assumption ``exponential_escape`` asks ln(R/(z s)) >= 3.
+
 **What the bulk does.** The bulk's gradient P(Lambda o C_bulk)Q^T adds to N; the estimate
 leaves it out. Each bulk mode of curvature lambda is, in the same linear response, the
 restoring system
