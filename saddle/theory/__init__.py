@@ -14,6 +14,7 @@ from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
 from .mano import MANO_CLOCK_ESTIMATE, MANO_NORM_CLOCK
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
+from .muon_noise_start import MUON_NOISE_START, NOISE_START_EXPONENTS
 from .network import NETWORK_GD_ESCAPE
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
@@ -56,6 +57,8 @@ RESULTS: dict[str, Result] = {
         NETWORK_GD_ESCAPE,
         SGD_RANK_MEAN,
         MUON_RANK_SPEED_LIMIT,
+        MUON_NOISE_START,
+        *NOISE_START_EXPONENTS,
     )
 }
 
