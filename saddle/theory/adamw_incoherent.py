@@ -217,7 +217,7 @@ def _solve(rhs, scale: float) -> float:
     lo = hi
     while rhs(lo) < lo and lo > 1e-12 * scale:
         lo /= 4
-    for _ in range(48):
+    for _ in range(30):
         mid = math.sqrt(lo * hi)
         if rhs(mid) < mid:
             hi = mid
