@@ -58,6 +58,17 @@ def _finite_variance(c) -> bool:
     return math.isfinite(var) and var > 0
 
 
+def _finite(params):
+    """params, refusing an infinite noise variance (the law has no scale s then)."""
+
+    def out(c):
+        if not _finite_variance(c):
+            raise ValueError("infinite or zero noise variance along E")
+        return params(c)
+
+    return out
+
+
 def _sgd_g(c) -> float:
     return 1 + c.learning_rate * c.gamma
 
@@ -79,11 +90,17 @@ def _clt_assumptions(g_of) -> tuple[Assumption, ...]:
     )
 
 
-def _swap_gaussian(assumptions, g_of) -> tuple[Assumption, ...]:
+def _swap_gaussian(assumptions, g_of, name) -> tuple[Assumption, ...]:
+    """The Gaussian result's assumptions with ``gaussian`` replaced by the CLT's and
+    ``budget`` judged on this result's own value."""
     out = []
     for a in assumptions:
         if a.name == "gaussian":
             out.extend(_clt_assumptions(g_of))
+        elif a.name == "budget":
+            out.append(Assumption("budget", "max_steps >= 3 x the estimate (little censoring)",
+                                  lambda c: c.max_steps >= 3 * (_BY_NAME[name].evaluate(c)
+                                                                or math.inf)))
         else:
             out.append(a)
     return tuple(out)
@@ -98,8 +115,8 @@ SGD_CLT = Result(
     lhs=r"\mathbb{E}\,\tau",
     expr=_sgd.MEAN_EXPR,
     definitions=_sgd.DEFS,
-    assumptions=_swap_gaussian(_sgd.SGD_MEAN.assumptions, _sgd_g),
-    params=_sgd._params,
+    assumptions=_swap_gaussian(_sgd.SGD_MEAN.assumptions, _sgd_g, "sgd_escape_clt"),
+    params=_finite(_sgd._params),
     page="noise_clt",
     d_dependence="through sigma_E only (student_t: sigma; lowrank turned onto E: sigma)",
     summary="sgd_escape_mean's law with Var <Xi, E>, Gaussian in the limit by Lindeberg's CLT",
@@ -114,10 +131,12 @@ ADAMW_CLT = Result(
     lhs=r"\mathbb{E}\,\tau",
     expr=_adamw.EXPR,
     definitions=_adamw.DEFS,
-    assumptions=_swap_gaussian(_adamw.ADAMW_ESCAPE.assumptions, _adamw_g),
-    params=_adamw._params,
+    assumptions=_swap_gaussian(_adamw.ADAMW_ESCAPE.assumptions, _adamw_g, "adamw_escape_clt"),
+    params=_finite(_adamw._params),
     page="noise_clt",
     d_dependence="coherent basis: through sigma_E only (student_t, lowrank turned onto E: "
     "sigma)",
     summary="adamw_escape_estimate's phases with Var <Xi, E>; CLT over phase 1's ~N steps",
 )
+
+_BY_NAME = {r.name: r for r in (SGD_CLT, ADAMW_CLT)}
