@@ -152,3 +152,58 @@ def test_clt_law_on_the_scalar_recursion_with_t3_noise():
             assert tau.mean() == pytest.approx(pred, rel=tol)
         else:
             assert effective_steps(g) < 10  # many_steps fails where the law is off
+
+
+def _adamw_replay_vbar(cfg, steps=2000, seed=0):
+    """(eta/<v^-1/2>)^2 of a NumPy AdamW replay on a Haar-rotated saddle with a flat escape
+    mode (gamma = 0: the bulk alone sets v), averaged over the second half."""
+    rng = np.random.default_rng(seed)
+    m = cfg.m
+    P = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    Q = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    L = np.full((m, m), cfg.bulk_scale)
+    L[0, 0] = 0.0
+    W, M, V, acc = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m)), []
+    for t in range(1, steps + 1):
+        G = P @ (L * (P.T @ W @ Q)) @ Q.T + cfg.sigma * rng.standard_normal((m, m))
+        M = cfg.b1 * M + (1 - cfg.b1) * G
+        V = cfg.b2 * V + (1 - cfg.b2) * G * G
+        vh = V / (1 - cfg.b2**t)
+        W = W - cfg.learning_rate * (M / (1 - cfg.b1**t)) / (np.sqrt(vh) + cfg.eps)
+        if t > steps // 2:
+            acc.append(np.mean(1 / (np.sqrt(vh) + cfg.eps)))
+    return (1 / np.mean(acc)) ** 2
+
+
+@pytest.mark.parametrize("scale, lr", [(1.0, 1e-3), (10.0, 0.0088)])
+def test_vbar_fixed_point_matches_an_adamw_replay(scale, lr):
+    cfg = _adamw(bulk_scale=scale, learning_rate=lr, basis="incoherent")
+    pred = (cfg.learning_rate / preconditioner(cfg)[1]) ** 2
+    meas = _adamw_replay_vbar(cfg)
+    # 1000 steps x 256 entries of a beta_2 = 0.999 average: about 2% scatter
+    assert meas == pytest.approx(pred, rel=0.06), (meas / cfg.sigma**2, pred / cfg.sigma**2)
+
+
+def test_z_spread_and_growth_against_the_momentum_recursion():
+    from saddle.theory.adamw_incoherent import growth, z_spread
+
+    # no momentum: the SGD closed form
+    g0 = growth(0.5, 0.1, 0.0)
+    assert g0 == pytest.approx(1.05)
+    assert z_spread(0.5, 0.1, 0.0, 1.0) == pytest.approx(0.5 / math.sqrt(g0**2 - 1), rel=1e-9)
+    # AdamW's bias-corrected EMA momentum: the law's mean against 4000 runs of the recursion
+    rng = np.random.default_rng(2)
+    h_v, gam, b1, runs = 0.88, 0.1, 0.9, 4000
+    g, s = growth(h_v, gam, b1), z_spread(h_v, gam, b1, 1.0)
+    radius = 50 * s
+    a, mom, tau, alive = np.zeros(runs), np.zeros(runs), np.zeros(runs), np.ones(runs, bool)
+    for t in range(1, 3000):
+        mom = b1 * mom + (1 - b1) * (gam * a + rng.standard_normal(runs))
+        a = a + h_v / (1 - b1**t) * mom
+        hit = alive & (np.abs(a) >= radius)
+        tau[hit], alive = t, alive & ~hit
+        if not alive.any():
+            break
+    pred = (math.log(radius / s) - theory.sgd.ell(0.0) / 2) / math.log(g) + 0.5
+    se = tau.std(ddof=1) / math.sqrt(runs)
+    assert abs(tau.mean() - pred) < 3 * se + 0.5, (tau.mean(), pred, se)

@@ -18,9 +18,17 @@ coordinate a = <W, E> follows SGD:
 
 With E spread evenly over the rows (sum_j E_ij^2 ~ 1/m) h = eta <v_i^{-1/2}> and
 sigma_n^2 = <sigma_i^2/v_i>/<v_i^{-1/2}>^2 (row means; sigma_n = sigma for noise of one
-per-entry law). The SGD law of ``sgd_law`` applies with eta -> h, sigma_E -> sigma_n:
+per-entry law). The SGD law of ``sgd_law`` applies with eta -> h, sigma_E -> sigma_n, with
+AdamW's EMA momentum kept exactly in the linear recursion a' = a + h m-hat',
+m' = beta_1 m + (1 - beta_1)(gamma a + xi): a_t ~ g^t Z with g the growing root of
+(z - 1)(z - beta_1) = h (1 - beta_1) gamma z (below 1 + h gamma: the first moment lags a
+growing mode by ~beta_1/(1 - beta_1) steps), and s = sd(Z) from the exact covariance of
+(a, m) including the bias correction 1/(1 - beta_1^t) (which enlarges the first steps'
+noise), ``z_spread``:
 
-    E tau ~ (ln(R/s) - ell(lambda)/2)/ln g + 1/2,  g = 1 + h gamma,  s = h sigma_n/sqrt(g^2-1).
+    E tau ~ (ln(R/s) - ell(lambda)/2)/ln g + 1/2,   lambda = a_0^2/s^2.
+
+(Without momentum g = 1 + h gamma and s = h sigma_n/sqrt(g^2 - 1), the SGD law.)
 
 Define v_bar = (eta/h)^2 (the preconditioner's effective second moment; v_bar = sigma^2 + B
 for one per-entry law). ``spread`` requires gamma R ||E||_inf <= sqrt(min_i v_i): the escape
@@ -82,6 +90,9 @@ import numpy as np
 import sympy as sp
 
 from ..landscapes.spectra import bulk_quantiles
+from ..noise.gaussian import Isotropic, OpNorm
+from ..noise.kronecker import Kronecker
+from ..noise.student_t import StudentT
 from ..optimizers import AdamWSpec
 from ..registry import NOISES
 from ._core import FUNCTIONS, Assumption, Result  # noqa: F401  (FUNCTIONS holds ell)
@@ -96,23 +107,65 @@ __all__ = [
     "preconditioner",
     "mode_variance",
     "effective_steps",
+    "growth",
+    "z_spread",
 ]
 
 # Noise models with independent entries of a known per-entry (per-row) variance.
-ENTRYWISE = ("isotropic", "opnorm", "kronecker", "student_t")
+ENTRYWISE = (Isotropic, OpNorm, Kronecker, StudentT)
 DENSE_BASES = ("structured", "incoherent")
 
 eta, gam, R, a0, vbar, sig_n = sp.symbols("eta gamma R a_0 vbar sigma_n", positive=True)
-h, g, s = sp.symbols("h g s", positive=True)
+b1 = sp.Symbol("beta_1", positive=True)
+h, g, s, k = sp.symbols("h g s k", positive=True)
 lam = sp.Symbol("lambda", nonnegative=True)
 
 EXPR = (sp.log(R / s) - ell_f(lam) / 2) / sp.log(g) + sp.Rational(1, 2)
+# g: the growing root of (z - 1)(z - beta_1) = h (1 - beta_1) gamma z (SGD with AdamW's EMA
+# momentum); s (a parameter, from z_spread): the spread of Z = lim a_t g^-t
 DEFS = (
     (h, eta / sp.sqrt(vbar)),
-    (g, 1 + h * gam),
-    (s, h * sig_n / sp.sqrt(g**2 - 1)),
+    (k, 1 + b1 + h * gam * (1 - b1)),
+    (g, (k + sp.sqrt(k**2 - 4 * b1)) / 2),
     (lam, a0**2 / s**2),
 )
+
+
+def growth(h_v: float, gamma: float, b1_v: float) -> float:
+    """The growing root of (z - 1)(z - beta_1) = h (1 - beta_1) gamma z."""
+    kk = 1 + b1_v + h_v * gamma * (1 - b1_v)
+    return (kk + math.sqrt(kk * kk - 4 * b1_v)) / 2
+
+
+def z_spread(h_v: float, gamma: float, b1_v: float, sig: float, burn: int = 400) -> float:
+    """sd of Z = lim a_t g^-t for a' = a + h m'/(1 - beta_1^{t+1}),
+    m' = beta_1 m + (1 - beta_1)(gamma a + xi), Var xi = sig^2, from a = m = 0.
+
+    The covariance Q_t = Cov(a_t, m_t)/g^2t is propagated exactly through the first ``burn``
+    steps (AdamW's bias correction, beta_1^t, fades); after them the map is constant, and the
+    growing eigen-coordinate y of the state adds w^2 g^-2(t+1) a step, a geometric tail
+    summed in closed form. Without momentum and bias correction this is
+    h sig/sqrt(g^2 - 1)."""
+    gg = growth(h_v, gamma, b1_v)
+    u = (1 - b1_v) * gamma
+    Q = np.zeros((2, 2))
+
+    def step_map(c_v):
+        A = np.array([[1 + c_v * u, c_v * b1_v], [u, b1_v]])
+        n = np.array([c_v * (1 - b1_v), 1 - b1_v]) * sig
+        return A, n
+
+    for t in range(1, burn + 1):
+        A, n = step_map(h_v / (1 - b1_v**t))
+        Q = (A @ Q @ A.T) / gg**2 + np.outer(n, n) * gg ** (-2.0 * t)
+    A, n = step_map(h_v)
+    vals, V = np.linalg.eig(A)
+    i = int(np.argmax(vals.real))
+    Vinv = np.linalg.inv(V)
+    y_var = float((Vinv @ Q @ Vinv.T)[i, i].real)
+    w = float((Vinv @ n)[i].real)
+    tail = w * w * gg ** (-2.0 * (burn + 1)) / (1 - gg**-2)
+    return abs(float(V[0, i].real)) * math.sqrt(y_var + tail)
 
 
 def effective_steps(g_val: float) -> float:
@@ -231,7 +284,8 @@ def _params(c) -> dict[str, float]:
         raise ValueError("gamma = 0: a diffusion, see theory.diffusive")
     _, h_v, sig, _ = preconditioner(c)
     return {"eta": float(c.learning_rate), "vbar": (c.learning_rate / h_v) ** 2,
-            "sigma_n": sig, "gamma": c.gamma, "R": c.radius,
+            "beta_1": float(c.b1),
+            "s": z_spread(h_v, c.gamma, c.b1, sig), "gamma": c.gamma, "R": c.radius,
             "a_0": abs(c.init_escape) if c.init_escape else 1e-300}
 
 
@@ -240,17 +294,20 @@ def _rate(c) -> float:
 
 
 def _g(c) -> float:
-    return 1 + _rate(c) * c.gamma
+    return growth(_rate(c), c.gamma, c.b1)
 
 
 def _spread_s(c) -> float:
-    gg = _g(c)
-    return _rate(c) * preconditioner(c)[2] / math.sqrt(gg * gg - 1)
+    return z_spread(_rate(c), c.gamma, c.b1, preconditioner(c)[2])
 
 
 def _signal_below_noise(c) -> bool:
     linf = escape_direction_stats(c).linf[0]
     return c.gamma * c.radius * linf <= math.sqrt(preconditioner(c)[3])
+
+
+def _entrywise(c) -> bool:
+    return isinstance(NOISES[c.noise], ENTRYWISE)
 
 
 def _common(noise_assumptions: tuple[Assumption, ...], name: str) -> tuple[Assumption, ...]:
@@ -285,13 +342,13 @@ def _common(noise_assumptions: tuple[Assumption, ...], name: str) -> tuple[Assum
 _GAUSSIAN = (
     Assumption("entrywise_gaussian", "noise isotropic, opnorm or kronecker (independent "
                "Gaussian entries of a per-row variance)",
-               lambda c: c.noise in ENTRYWISE and NOISES[c.noise].gaussian_along_e
+               lambda c: _entrywise(c) and NOISES[c.noise].gaussian_along_e
                and (c.sigma or 0) > 0),
 )
 _CLT = (
     Assumption("entrywise_heavy", "student_t noise (independent non-Gaussian entries; the "
                "Gaussian result covers the others)",
-               lambda c: c.noise in ENTRYWISE and not NOISES[c.noise].gaussian_along_e),
+               lambda c: _entrywise(c) and not NOISES[c.noise].gaussian_along_e),
     Assumption("finite_variance", "Var <Xi, E> < infinity (student_t: nu > 2)",
                lambda c: math.isfinite(noise_facts(c).e_variance[0])),
     Assumption("many_steps", "N = (1 + g^-2)/(1 - g^-2) >= 10 noise steps averaged by Z "
