@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from ._core import KINDS, QUANTITIES, Assumption, Result
 from .adamw import ADAMW_ESCAPE, ADAMW_STABILITY_LR
+from .adamw_incoherent import ADAMW_INCOHERENT, ADAMW_INCOHERENT_CLT
 from .diffusive import ADAMW_DIFFUSIVE, DIFFUSIVE_EXPONENTS, MUON_DIFFUSIVE, SGD_DIFFUSIVE
 from .mano import MANO_CLOCK_ESTIMATE, MANO_NORM_CLOCK
 from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
 from .muon_noise_start import MUON_NOISE_START, NOISE_START_EXPONENTS
 from .network import NETWORK_GD_ESCAPE
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
+from .noise_clt import ADAMW_CLT, SGD_CLT
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
 from .rank import MUON_RANK_SPEED_LIMIT, SGD_RANK_MEAN
@@ -46,8 +48,12 @@ RESULTS: dict[str, Result] = {
         D_EXPONENT,
         SGD_MEAN,
         SGD_SD,
+        SGD_CLT,
         ADAMW_ESCAPE,
         ADAMW_STABILITY_LR,
+        ADAMW_INCOHERENT,
+        ADAMW_INCOHERENT_CLT,
+        ADAMW_CLT,
         SGD_DIFFUSIVE,
         ADAMW_DIFFUSIVE,
         MUON_DIFFUSIVE,
