@@ -30,8 +30,9 @@ __all__ = ["ESTIMATES", "Prediction", "predicted_series", "predicted_exponent",
 # Escape-time estimates, most specific first (a gamma = 0 cell takes the diffusive law, a
 # kappa > 0 cell the quartic window, an incoherent basis its own AdamW law).
 ESTIMATES = ("sgd_diffusive_median", "adamw_diffusive_median", "muon_diffusive_median",
-             "sgd_escape_mean", "adamw_escape_estimate", "muon_noise_start_estimate",
-             "mano_clock_estimate")
+             "sgd_escape_mean", "adamw_escape_estimate", "adamw_incoherent_estimate",
+             "adamw_incoherent_clt", "sgd_escape_clt", "adamw_escape_clt",
+             "muon_noise_start_estimate", "mano_clock_estimate")
 # Assumptions about the simulation's step budget, not about the dynamics.
 OBSERVATION_ONLY = ("budget",)
 
