@@ -16,6 +16,12 @@ from .muon import MUON_BALLISTIC, MUON_NS_TOTAL, MUON_TOTAL, certify
 from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
+from .quartic import (
+    QUARTIC_ADAMW_ESCAPE,
+    QUARTIC_BULK_SPREAD,
+    QUARTIC_CLIFF,
+    QUARTIC_SGD_ESCAPE,
+)
 from .sgd import SGD_MEAN, SGD_SD
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
 from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
@@ -48,6 +54,10 @@ RESULTS: dict[str, Result] = {
         ADAMW_DIFFUSIVE,
         MUON_DIFFUSIVE,
         *DIFFUSIVE_EXPONENTS,
+        QUARTIC_SGD_ESCAPE,
+        QUARTIC_ADAMW_ESCAPE,
+        QUARTIC_BULK_SPREAD,
+        QUARTIC_CLIFF,
     )
 }
 
