@@ -74,7 +74,7 @@ kappa_c ~ 1/D once S >> R^2.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import numpy as np
 import sympy as sp
@@ -174,7 +174,10 @@ def bulk_spread(config, a2: float = 0.0, kappa: float | None = None) -> float:
     a^2 = ``a2`` (module docstring), at the config's quartic cap or at ``kappa``; inf when
     the bulk recursion is unstable."""
     k = float(config.quartic if kappa is None else kappa)
-    return _spread(*_spread_key(config), k, float(a2))
+    key = _spread_key(config)
+    if key[4] <= 0:
+        return 0.0  # no noise: the bulk stays at rest
+    return _spread(*key, k, float(a2))
 
 
 def window_margin(config) -> float:
@@ -202,6 +205,18 @@ def critical_quartic(config) -> float:
 
 # ---- escape-time estimates -----------------------------------------------------------------
 
+def _params_or_none(fn):
+    """A config the formula cannot take (no radius, gamma = 0, ...) gives ValueError, which
+    Result.evaluate reads as "no value"."""
+    @wraps(fn)
+    def wrapped(c, *args, **kw):
+        try:
+            return fn(c, *args, **kw)
+        except (ZeroDivisionError, TypeError, OverflowError) as err:
+            raise ValueError(f"{fn.__name__}: {err}") from err
+    return wrapped
+
+
 def _iid_noise(c) -> bool:
     spec = NOISES[c.noise]
     return (spec.rotation_invariant and spec.gaussian_along_e
@@ -215,6 +230,7 @@ def _sigma_e(c) -> float:
     return sig_e
 
 
+@_params_or_none
 def _sgd_params(c) -> dict[str, float]:
     if window_margin(c) <= 0 or c.gamma - c.quartic * bulk_spread(c) <= 0:
         raise ValueError("the escape window is closed: no escape")
@@ -343,6 +359,7 @@ def adamw_quartic_phases(c) -> tuple[float, float]:
     return t1, t2
 
 
+@_params_or_none
 def _adamw_params(c, with_t2=True) -> dict[str, float]:
     g0 = c.gamma - c.quartic * bulk_spread(c)
     if g0 <= 0:
@@ -421,8 +438,8 @@ QUARTIC_BULK_SPREAD = Result(
     lhs=r"\mathbb{E}\,\|X_\perp\|_F^2",
     expr=(_D - _r) * _vx,
     assumptions=_model_assumptions(),
-    params=lambda c: {"D": c.m * c.n, "r": c.escape_rank,
-                      "v_x": bulk_spread(c) / (c.m * c.n - c.escape_rank)},
+    params=_params_or_none(lambda c: {"D": c.m * c.n, "r": c.escape_rank,
+                                      "v_x": bulk_spread(c) / (c.m * c.n - c.escape_rank)}),
     page="quartic",
     d_dependence="D - r entries times the per-entry variance v_x; v_x depends on D through "
     "the rate only (SGD, AdamW) and, for Muon, through the normalization "
@@ -435,7 +452,10 @@ QUARTIC_BULK_SPREAD = Result(
 _gam, _Sc = sp.symbols("gamma S_c", positive=True)
 
 
+@_params_or_none
 def _cliff_params(c) -> dict[str, float]:
+    if not c.gamma > 0:
+        raise ValueError("gamma = 0: no window")
     kc = critical_quartic(c)
     return {"gamma": c.gamma, "R": c.radius, "S_c": c.gamma / kc - c.radius**2}
 
