@@ -146,3 +146,21 @@ def test_closed_window_is_censored(opt):
     assert ESTIMATE[opt].evaluate(c) is None
     res = simulate(c)
     assert not any(r.escaped for r in res.runs)
+
+
+@pytest.mark.parametrize("lr", [0.05, 0.2])
+def test_reduces_to_the_plain_laws_as_kappa_vanishes(lr):
+    """kappa -> 0: the SGD estimate is the SGD law; AdamW's differs from the plain two-phase
+    estimate only by the noise floor in phase 2's second moment (a few % slower)."""
+    c = Config.from_dict(m=32, n=32, basis="coherent", noise="isotropic", sigma=0.01,
+                         gamma=0.1, radius=1.0, optimizer="sgd", learning_rate=lr,
+                         max_steps=30000)
+    plain = theory.RESULTS["sgd_escape_mean"].evaluate(c)
+    assert QUARTIC_SGD_ESCAPE.evaluate(c.replace(quartic=1e-12)) == pytest.approx(plain,
+                                                                                 rel=1e-6)
+    # kappa itself moves the estimate: the logistic term and the spread both slow it
+    assert QUARTIC_SGD_ESCAPE.evaluate(c.replace(quartic=0.05)) > plain * 1.01
+    a = c.replace(optimizer="adamw", learning_rate=lr / 20)
+    plain = theory.RESULTS["adamw_escape_estimate"].evaluate(a)
+    assert QUARTIC_ADAMW_ESCAPE.evaluate(a.replace(quartic=1e-12)) == pytest.approx(plain,
+                                                                                   rel=0.1)
