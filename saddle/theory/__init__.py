@@ -21,6 +21,12 @@ from .newton_schulz import NS_MIN_INPUT, NS_RANGE
 from .noise_clt import ADAMW_CLT, SGD_CLT
 from .ns_excitation import NS_BULK_SATURATION, NS_BULK_THRESHOLD
 from .polar import POLAR_ALIGNMENT, POLAR_ALIGNMENT_RANK_R
+from .quartic import (
+    QUARTIC_ADAMW_ESCAPE,
+    QUARTIC_BULK_SPREAD,
+    QUARTIC_CLIFF,
+    QUARTIC_SGD_ESCAPE,
+)
 from .rank import MUON_RANK_SPEED_LIMIT, SGD_RANK_MEAN
 from .sgd import SGD_MEAN, SGD_SD
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
@@ -65,6 +71,10 @@ RESULTS: dict[str, Result] = {
         MUON_RANK_SPEED_LIMIT,
         MUON_NOISE_START,
         *NOISE_START_EXPONENTS,
+        QUARTIC_SGD_ESCAPE,
+        QUARTIC_ADAMW_ESCAPE,
+        QUARTIC_BULK_SPREAD,
+        QUARTIC_CLIFF,
     )
 }
 

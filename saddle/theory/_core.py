@@ -60,6 +60,8 @@ QUANTITIES = (
     "learning_rate",
     "bulk_amplitude",
     "bulk_curvature",
+    "bulk_spread",  # ||X_perp||_F^2, the orthogonal (bulk) displacement squared
+    "critical_quartic",  # the largest quartic cap kappa at which escape is possible
 )
 
 
