@@ -7,8 +7,9 @@ whose assumptions hold at every shape, the predicted exponent is the least-squar
 log(estimate) on log D over those configs. The assumptions that only say whether a
 simulation can observe the median (``budget``: enough steps) are not required: the estimate
 of a censored cell is what says why it is censored, so the estimate at the largest D is
-returned beside the exponent. An estimate that is infinite at some shape predicts no escape
-there (a closed escape window): the cell is predicted censored, with no exponent.
+returned beside the exponent. A result that says it has no value because the run cannot
+escape (``extra["no_escape"](config)``: the quartic cap's closed window) predicts no escape
+at that shape: the cell is predicted censored (inf), with no exponent.
 
 :func:`applicable_results` lists every escape-time result (bounds too) whose assumptions
 hold at every shape of a cell: the coverage of the map by the theory.
@@ -30,9 +31,10 @@ __all__ = ["ESTIMATES", "Prediction", "predicted_series", "predicted_exponent",
 # Escape-time estimates, most specific first (a gamma = 0 cell takes the diffusive law, a
 # kappa > 0 cell the quartic window, an incoherent basis its own AdamW law).
 ESTIMATES = ("sgd_diffusive_median", "adamw_diffusive_median", "muon_diffusive_median",
-             "sgd_escape_mean", "adamw_escape_estimate", "adamw_incoherent_estimate",
-             "adamw_incoherent_clt", "sgd_escape_clt", "adamw_escape_clt",
-             "muon_noise_start_estimate", "mano_clock_estimate")
+             "quartic_sgd_escape", "quartic_adamw_escape", "sgd_escape_mean",
+             "adamw_escape_estimate", "adamw_incoherent_estimate", "adamw_incoherent_clt",
+             "sgd_escape_clt", "adamw_escape_clt", "muon_noise_start_estimate",
+             "mano_clock_estimate")
 # Assumptions about the simulation's step budget, not about the dynamics.
 OBSERVATION_ONLY = ("budget",)
 
@@ -73,8 +75,13 @@ def _values(res, configs) -> list[float] | None:
     """The result's value at every shape (inf kept: no escape), or None where it does not
     hold or cannot be evaluated at some shape."""
     out = []
+    no_escape = res.extra.get("no_escape")
     for _, cfg in configs:
-        v = res.evaluate(cfg) if _holds(res, cfg) else None
+        if not _holds(res, cfg):
+            return None
+        v = res.evaluate(cfg)
+        if v is None and no_escape is not None and no_escape(cfg):
+            v = math.inf  # the result says why it has no value: no escape at all
         if v is None or math.isnan(v) or v <= 0:
             return None
         out.append(float(v))

@@ -205,6 +205,16 @@ def critical_quartic(config) -> float:
 
 # ---- escape-time estimates -----------------------------------------------------------------
 
+def window_closed(config) -> bool:
+    """True when the quartic cap closes the escape window for this config: the drift-reduced
+    rate is <= 0 at a = 0 or at the radius (the estimates' None then means no escape)."""
+    try:
+        return (window_margin(config) <= 0
+                or config.gamma - config.quartic * bulk_spread(config) <= 0)
+    except (ValueError, ZeroDivisionError):
+        return False
+
+
 def _params_or_none(fn):
     """A config the formula cannot take (no radius, gamma = 0, ...) gives ValueError, which
     Result.evaluate reads as "no value"."""
@@ -308,6 +318,7 @@ QUARTIC_SGD_ESCAPE = Result(
     "gamma_R <= 0",
     summary="gamma_0, gamma_R from the stationary bulk spread (quartic_bulk_spread); the value "
     "is None when the window is closed",
+    extra={"no_escape": lambda c: window_closed(c)},
 )
 
 
@@ -406,6 +417,7 @@ QUARTIC_ADAMW_ESCAPE = Result(
     "gamma_0 and in phase 2; None (no escape) once gamma - kappa (R^2 + S_R) <= 0",
     summary="T_2 from the scalar AdamW recursion with the quartic gradient and the noise floor; "
     "the value is None when the window is closed",
+    extra={"no_escape": lambda c: window_closed(c)},
 )
 
 
