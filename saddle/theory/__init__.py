@@ -29,6 +29,7 @@ from .quartic import (
 )
 from .rank import MUON_RANK_SPEED_LIMIT, SGD_RANK_MEAN
 from .sgd import SGD_MEAN, SGD_SD
+from .speed_limit import ADAMW_SPEED_LIMIT
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
 from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
 
@@ -69,6 +70,7 @@ RESULTS: dict[str, Result] = {
         NETWORK_GD_ESCAPE,
         SGD_RANK_MEAN,
         MUON_RANK_SPEED_LIMIT,
+        ADAMW_SPEED_LIMIT,
         MUON_NOISE_START,
         *NOISE_START_EXPONENTS,
         QUARTIC_SGD_ESCAPE,
