@@ -60,7 +60,8 @@ def test_gaussian_case_against_the_sgd_law():
     g = 1.02
     s = 0.1 * 0.01 / math.sqrt(g * g - 1)
     law_median = math.ceil(math.log(1.0 / (0.6744897501960817 * s)) / math.log(g))
-    mc_err = 1.25 * SGD_SD.evaluate(c) / math.sqrt(sp_mod.PATHS)
+    paths = sp_mod.path_count(law, 0.1, 0.2, 1.0, 40000)
+    mc_err = 1.25 * SGD_SD.evaluate(c) / math.sqrt(paths)
     assert abs(RES.evaluate(c) - law_median) <= 4 * mc_err + 1
 
 

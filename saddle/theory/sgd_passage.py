@@ -32,15 +32,16 @@ from the recursion itself, sampled exactly:
 - Gaussian along E (isotropic, opnorm, kronecker): xi ~ N(0, sigma_E^2), sigma_E^2 =
   ``noise_facts(config).e_variance[0]``.
 
-2,000 paths from a seed derived from the scalar parameters, advanced in blocks of k steps
-with a_{t+j} = g^j (a_t - eta sum_{i <= j} g^{-i} xi_{t+i}) (k <= 128 with g^k <= 10^6), until
-half of them have passed; the estimate is the 1,000th passage time (the sample median, as
-the Kaplan-Meier median of uncensored times). Its Monte Carlo error is about
-1.25 sd(tau)/sqrt(2000), 3% of sd(tau). The cost grows with the median (about 0.2 ms
-per step of it on one core: 60 ms at the map's longest low-rank cell, 280 steps). None
-when the median is not reached within 2 max_steps (the cap). The value is cached by the
-scalar parameters (law, eta, gamma, R, a_0, cap), so the seeds and landscape draws of one
-cell cost one evaluation.
+Up to 2,000 paths from a seed derived from the scalar parameters, advanced in blocks of k
+steps with a_{t+j} = g^j (a_t - eta sum_{i <= j} g^{-i} xi_{t+i}) (k <= 128 with
+g^k <= 10^6), until half of them have passed; the estimate is the middle passage time (the
+sample median, as the Kaplan-Meier median of uncensored times). Its Monte Carlo error is
+about 1.25 sd(tau)/sqrt(paths), 3% of sd(tau) at 2,000. A long escape takes fewer paths (at
+least 400; ``path_count``): its sd/median ~ 1.1/ln(R/s) is small. None when the median is
+not reached within 2 max_steps (the cap). The value is cached by the scalar parameters
+(law, eta, gamma, R, a_0, cap), so the seeds and landscape draws of one cell cost one
+evaluation, at most about 0.3 s (400 paths to the cap; 60 ms at the map's longest
+low-rank cell, 280 steps).
 
 What is approximated: nothing in the dynamics (the recursion is exact under the
 assumptions); the value is a sample median, hence an estimate.
@@ -61,9 +62,12 @@ from .diffusive import _bulk_eigenvalues
 from .noise_facts import noise_facts
 from .sgd import SGD
 
-__all__ = ["SGD_PASSAGE", "passage_median", "passage_times", "sample_xi", "noise_law"]
+__all__ = ["SGD_PASSAGE", "passage_median", "passage_times", "path_count", "sample_xi",
+           "noise_law"]
 
 PATHS = 2000
+MIN_PATHS = 400
+WORK = 1_000_000  # path-steps one evaluation aims at (about 0.1 s)
 CAP_FACTOR = 2  # the Monte Carlo stops at CAP_FACTOR * max_steps
 
 
@@ -144,6 +148,22 @@ def passage_median(law: tuple, eta: float, gamma: float, radius: float, a0: floa
     return value if math.isfinite(value) else None
 
 
+def path_count(law: tuple, eta: float, gamma: float, radius: float, cap: int) -> int:
+    """PATHS, or fewer (at least MIN_PATHS) when the Gaussian law's guess of the escape
+    time, ln(R/s)/ln g (gamma = 0: (R/(eta sigma_E))^2), makes PATHS x 2 guess exceed WORK.
+    A long escape's median has a small relative spread (sd/median ~ 1.1/ln(R/s)), so
+    fewer paths keep its relative Monte Carlo error near 1%."""
+    g = 1.0 + eta * gamma
+    step = eta * law[1]  # both laws' standard deviation (lowrank: E chi_m^2 chi_n^2/(mn) = 1)
+    if g > 1:
+        s = step / math.sqrt(g * g - 1)
+        guess = max(math.log(radius / s), 1.0) / math.log(g)
+    else:
+        guess = (radius / step) ** 2
+    horizon = min(float(cap), 2 * guess)
+    return int(min(PATHS, max(MIN_PATHS, WORK // max(horizon, 1.0))))
+
+
 def _cap(c) -> int:
     return CAP_FACTOR * int(c.max_steps)
 
@@ -152,8 +172,10 @@ def _median(c) -> float | None:
     law = noise_law(c)
     if law is None or c.escape != "projection" or c.radius is None or not c.learning_rate:
         return None
-    return passage_median(law, float(c.learning_rate), float(c.gamma), float(c.radius),
-                          abs(float(c.init_escape or 0.0)), _cap(c))
+    eta, gamma, radius = float(c.learning_rate), float(c.gamma), float(c.radius)
+    paths = path_count(law, eta, gamma, radius, _cap(c))
+    return passage_median(law, eta, gamma, radius, abs(float(c.init_escape or 0.0)), _cap(c),
+                          paths)
 
 
 def _params(c) -> dict[str, float]:
@@ -236,6 +258,6 @@ SGD_PASSAGE = Result(
     page="sgd_passage",
     d_dependence="through the step law of xi and the protocol's lr only (lowrank onto E: "
     "sigma chi_m chi_n/sqrt(mn), nearly +-sigma; the map's D-dependence is the lr's)",
-    summary="T_MC = sample median over 2,000 seeded paths of a_{t+1} = (1 + eta gamma) a_t - "
-    "eta xi_t, xi drawn from the noise model's exact law along E; cap 2 max_steps",
+    summary="T_MC = sample median over up to 2,000 seeded paths of a_{t+1} = (1 + eta gamma) "
+    "a_t - eta xi_t, xi drawn from the noise model's exact law along E; cap 2 max_steps",
 )
