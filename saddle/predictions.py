@@ -33,8 +33,8 @@ __all__ = ["ESTIMATES", "Prediction", "predicted_series", "predicted_exponent",
 ESTIMATES = ("sgd_diffusive_median", "adamw_diffusive_median", "muon_diffusive_median",
              "quartic_sgd_escape", "quartic_adamw_escape", "sgd_escape_mean",
              "adamw_escape_estimate", "adamw_incoherent_estimate", "adamw_incoherent_clt",
-             "sgd_escape_clt", "adamw_escape_clt", "muon_noise_start_estimate",
-             "mano_clock_estimate")
+             "sgd_escape_clt", "sgd_first_passage_median", "adamw_escape_clt",
+             "muon_noise_start_estimate", "mano_clock_estimate")
 # Assumptions about the simulation's step budget, not about the dynamics.
 OBSERVATION_ONLY = ("budget",)
 

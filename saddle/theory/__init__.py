@@ -29,6 +29,7 @@ from .quartic import (
 )
 from .rank import MUON_RANK_SPEED_LIMIT, SGD_RANK_MEAN
 from .sgd import SGD_MEAN, SGD_SD
+from .sgd_passage import SGD_PASSAGE
 from .speed_limit import ADAMW_SPEED_LIMIT
 from .spiked import BBP_THRESHOLD, D_EXPONENT, OVERLAP_LEFT, OVERLAP_RIGHT
 from .stiff_bulk import BULK_AMPLITUDE, MUON_STIFF_BULK
@@ -56,6 +57,7 @@ RESULTS: dict[str, Result] = {
         SGD_MEAN,
         SGD_SD,
         SGD_CLT,
+        SGD_PASSAGE,
         ADAMW_ESCAPE,
         ADAMW_STABILITY_LR,
         ADAMW_INCOHERENT,
