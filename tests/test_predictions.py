@@ -45,7 +45,21 @@ def test_a_rate_that_falls_like_d_to_the_minus_quarter_adds_half_to_sgd():
 
 
 def test_cells_no_estimate_covers_get_no_prediction():
-    assert predicted_exponent(_cell("sgd", quartic=0.05, gamma=0.1))["theory_result"] == ""
+    # heavy-ball SGD: every SGD law assumes plain SGD (momentum 0)
+    assert predicted_exponent(_cell("sgd", gamma=0.1, momentum=0.9))["theory_result"] == ""
     one_shape = predicted_exponent(_cell("sgd", sizes=(16,), lr=0.05))
     assert math.isnan(one_shape["theory_b"]) and one_shape["theory_result"] == ""
     assert predicted_exponent(pd.DataFrame())["theory_result"] == ""
+
+
+def test_a_closed_quartic_window_is_predicted_censored():
+    """The quartic cap's estimate has no value where the bulk's drift closes the escape
+    window; the cell is then predicted censored (inf) at that D, with no exponent, and
+    covered with a finite exponent where the window stays open."""
+    opened = predicted_exponent(_cell("sgd", quartic=0.02, gamma=0.1, radius=1.0, lr=0.05))
+    assert opened["theory_result"] == "quartic_sgd_escape"
+    assert math.isfinite(opened["theory_b"]) and math.isfinite(opened["theory_tau_max_d"])
+    closed = predicted_exponent(_cell("sgd", quartic=0.08, gamma=0.1, radius=1.0, lr=0.1,
+                                      sigma=0.05))
+    assert closed["theory_result"] == "quartic_sgd_escape", closed
+    assert closed["theory_tau_max_d"] == math.inf and math.isnan(closed["theory_b"])
