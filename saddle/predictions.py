@@ -54,9 +54,7 @@ class Prediction:
 
 
 def _holds(res, cfg) -> bool:
-    if not res.applies_to(cfg):
-        return False
-    return all(ok for a, ok in res.check(cfg) if a.name not in OBSERVATION_ONLY)
+    return res.applies_to(cfg) and res.assumptions_hold(cfg, skip=OBSERVATION_ONLY)
 
 
 def _configs(runs: pd.DataFrame) -> list | None:

@@ -90,7 +90,13 @@ def test_gd_plateau_formula_against_noiseless_gd_on_the_network():
     pred = networks.predict(c, run=False)
     assert pred["gd"]["crossing_steps"] == p["crossing_steps"]
     listed = {r["name"]: r for r in pred["theory"]}
-    assert set(listed) == {"sgd_escape_mean", "sgd_diffusive_median"}
+    # every SGD escape-time result of the theory is listed (the SGD law among them)
+    from saddle.theory import RESULTS
+
+    assert set(listed) == {k for k, r in RESULTS.items()
+                           if r.optimizer == "sgd" and r.quantity == "escape_time"
+                           and r.applies_to(pred["equivalent"])}
+    assert {"sgd_escape_mean", "sgd_diffusive_median"} <= set(listed)
     # The flat-saddle law is about SGD too, but its gamma = 0 assumption fails on a plateau
     # whose escape mode has curvature -s.
     assert listed["sgd_diffusive_median"]["assumptions_hold"] is False

@@ -385,7 +385,16 @@ def adamw_second_moment(c) -> float:
     if c.basis not in DENSE_BASES:
         raise ValueError("partial mixing is not covered")
     entry2 = noise_facts(c).entry_std ** 2
-    return adam_second_moment(c.learning_rate, entry2, _bulk_eigenvalues(c), c.b1)
+    return _dense_second_moment(c.learning_rate, entry2, c.m * c.n - c.escape_rank, c.bulk,
+                                c.bulk_scale, c.bulk_ratio, c.bulk_tail, c.b1)
+
+
+@lru_cache(maxsize=1024)
+def _dense_second_moment(eta, entry2, count, bulk, scale, ratio, tail, b1) -> float:
+    """adam_second_moment for a bulk given by its spectrum's parameters (cached: the
+    fixed point costs one Lyapunov solve per distinct eigenvalue and iteration)."""
+    lam = scale * bulk_quantiles(bulk, count, ratio, tail)
+    return adam_second_moment(eta, entry2, lam, b1)
 
 
 def adamw_params(c) -> dict[str, float]:
