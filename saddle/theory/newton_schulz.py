@@ -95,6 +95,12 @@ def ns_range(x_lo: float, steps: int = 5, coeffs=(3.4445, -4.7750, 2.0315), x_hi
 
 def ns_max_output(steps: int = 5, coeffs=(3.4445, -4.7750, 2.0315)) -> float:
     """max |phi^{(steps)}| over [0, 1]: the largest singular value NS can output."""
+    return _ns_max_output(int(steps), tuple(float(v) for v in coeffs))
+
+
+@lru_cache(maxsize=32)
+def _ns_max_output(steps: int, coeffs: tuple) -> float:
+    # cached: the exact interval iteration costs about a second of sympy per call
     lo, hi = ns_range(0.0, steps, coeffs, 1.0)
     return max(abs(lo), abs(hi))
 
