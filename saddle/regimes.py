@@ -524,10 +524,11 @@ def _cell_text(r) -> tuple[float, str]:
 def _theory_text(r) -> str:
     """The theory's prediction printed under a map cell: its exponent ("th 0.25"), or "th ∞"
     where the estimate predicts no escape at the largest D, or "th >budget" where its median
-    there is beyond the step budget; empty where no estimate covers the cell."""
+    there is beyond the step budget; "th: bound" where only a bound applies (no estimate);
+    empty where no result of the theory covers the cell."""
     tau = _num(r.get("theory_tau_max_d"))
     if tau is None:
-        return ""
+        return "\nth: bound" if str(r.get("theory_applicable") or "") else ""
     if math.isinf(tau):
         return "\nth ∞"
     b = _num(r.get("theory_b"))
@@ -588,10 +589,10 @@ def plot_regime_map(table: pd.DataFrame, path) -> list[tuple[str, str]]:
         fig.colorbar(im, ax=ax, label="b (log τ = a + b log D)", fraction=0.03, pad=0.01)
     fig.suptitle("Regime map, measured dimension exponent b with its 95% CI; th: the theory's "
                  "predicted b (∞: no escape predicted; >budget: predicted median beyond the "
-                 "budget). C: cliff; censored: no escape at any D; ·: no fit; *: C1 fixed by "
-                 "construction or by the protocol; =: basis irrelevant by symmetry",
-                 fontsize=8, wrap=True)
-    fig.tight_layout()
+                 "budget; bound: only a bound applies).\nC: cliff; censored: no escape at any "
+                 "D; ·: no fit; *: C1 fixed by construction or by the protocol; =: basis "
+                 "irrelevant by symmetry", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return cols

@@ -320,3 +320,20 @@ def test_a_real_censored_mano_series_gets_no_exponent(tmp_path):
     (row,) = res["table"].to_dict("records")
     assert row["method"] == "mano" and row["class"] == "censored"
     assert math.isnan(row["exponent"]) and math.isnan(row["low"])
+
+
+def test_map_cell_prints_the_theory_beside_the_measurement():
+    """A cell's text carries the predicted exponent, "∞" where no escape is predicted,
+    ">budget" where the predicted median is past the budget, and "bound" where only a bound
+    covers the cell."""
+    from saddle.regimes import _theory_text
+
+    base = dict(max_steps=3000.0, theory_applicable="x")
+    assert _theory_text(dict(base, theory_b=0.25, theory_tau_max_d=400.0)) == "\nth 0.25"
+    assert _theory_text(dict(base, theory_b=float("nan"), theory_tau_max_d=float("inf"))) \
+        == "\nth ∞"
+    assert _theory_text(dict(base, theory_b=0.5, theory_tau_max_d=9e4)) == "\nth 0.50 >budget"
+    assert _theory_text(dict(base, theory_b=float("nan"), theory_tau_max_d=float("nan"))) \
+        == "\nth: bound"
+    assert _theory_text(dict(max_steps=3000.0, theory_applicable="",
+                             theory_tau_max_d=float("nan"))) == ""
