@@ -318,7 +318,7 @@ QUARTIC_SGD_ESCAPE = Result(
     "gamma_R <= 0",
     summary="gamma_0, gamma_R from the stationary bulk spread (quartic_bulk_spread); the value "
     "is None when the window is closed",
-    extra={"no_escape": lambda c: window_closed(c)},
+    extra={"no_escape": window_closed},
 )
 
 
@@ -417,7 +417,7 @@ QUARTIC_ADAMW_ESCAPE = Result(
     "gamma_0 and in phase 2; None (no escape) once gamma - kappa (R^2 + S_R) <= 0",
     summary="T_2 from the scalar AdamW recursion with the quartic gradient and the noise floor; "
     "the value is None when the window is closed",
-    extra={"no_escape": lambda c: window_closed(c)},
+    extra={"no_escape": window_closed},
 )
 
 
