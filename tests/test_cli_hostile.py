@@ -113,3 +113,24 @@ def test_results_on_a_store_of_only_foreign_files_is_one_line(tmp_path):
     assert r.returncode == 2 and len(lines) == 2, r.stderr
     assert lines[0].startswith("saddle: warning:") and "no column run_id" in lines[0]
     assert lines[1].startswith("saddle: error:") and "no finished runs" in lines[1]
+
+
+@pytest.mark.parametrize("argv, code, stream", [
+    (["results", "MISSING_DIR"], 2, "stderr"),
+    (["--version"], 0, "stdout"),
+])
+def test_the_program_exits_with_mains_code_and_skips_native_teardown(tmp_path, argv, code, stream):
+    """The program leaves by os._exit (pyarrow's thread pools can abort at interpreter
+    teardown), yet with main's exit code and every line it printed: an atexit hook, which
+    only an ordinary teardown runs, stays silent."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('TEARDOWN', file=sys.stderr))\n"
+              f"sys.argv = ['saddle', *{argv!r}]\n"
+              "from saddle.cli import entry\n"
+              "entry()\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == code, r.stderr
+    assert "TEARDOWN" not in r.stderr
+    out = getattr(r, stream)
+    assert ("MISSING_DIR" in out) if code else out.startswith("saddle ")

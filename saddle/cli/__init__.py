@@ -8,13 +8,16 @@ wrong and what is allowed, with exit code 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
+import logging
+import os
 import re
 import sys
 
 from ..errors import SaddleInputError
 
-__all__ = ["main", "build_parser", "ArgumentParser"]
+__all__ = ["main", "entry", "build_parser", "ArgumentParser"]
 
 # Subcommand modules, in the order `saddle --help` lists them.
 SUBCOMMANDS = ("run", "sweep", "results", "plot", "bounds", "bench", "reproduce")
@@ -91,6 +94,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def entry() -> None:
+    """The ``saddle`` program: :func:`main`, then exit without the interpreter's teardown.
+
+    pyarrow's native thread pools can abort a finished process at interpreter exit
+    (``std::terminate`` on a still-joinable worker, exit code -6; apache/arrow#34314). By
+    the time :func:`main` returns, every result is on disk and every pool this package
+    started is shut down, so the program flushes its streams and leaves with ``os._exit``
+    and :func:`main`'s own exit code. An exception :func:`main` does not turn into a
+    one-line error (a bug) still ends the ordinary way, with its traceback.
+    """
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help and --version
+        if not (e.code is None or isinstance(e.code, int)):
+            raise
+        code = e.code or 0
+    gc.collect()  # run the finalizers of whatever is already garbage
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing left to say
+            pass
+    os._exit(code)
+
+
 def _subparser(parser: argparse.ArgumentParser, name: str | None):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and name in action.choices:
@@ -103,4 +132,4 @@ def _one_line(text: str) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
