@@ -179,4 +179,6 @@ def _helper_main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_helper_main())
+    from .cli import run_program
+
+    run_program(_helper_main)

@@ -38,7 +38,7 @@ def _rows(out) -> pd.DataFrame:
     return Store(out).runs().drop(columns=["wall_s"])
 
 
-def test_two_jobs_store_the_rows_of_one_process_and_count_every_run(tmp_path):
+def test_two_jobs_store_the_rows_of_one_process_and_count_every_run(tmp_path, caplog):
     files = {}
     for name, text in SPECS.items():
         files[name] = tmp_path / f"{name}.toml"
@@ -63,6 +63,7 @@ def test_two_jobs_store_the_rows_of_one_process_and_count_every_run(tmp_path):
                               spec_files=files)
     helper_log = out / "helper-1.log"
     assert helper_log.exists() and "Traceback" not in helper_log.read_text()
+    assert "exited with code" not in caplog.text  # the helper ended with code 0
     for name in SPECS:
         ref = tmp_path / f"ref-{name}"
         run_sweep(load_spec(files[name]), ref)

@@ -14,10 +14,12 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from ..errors import SaddleInputError
 
-__all__ = ["main", "entry", "build_parser", "ArgumentParser"]
+__all__ = ["main", "entry", "run_program", "build_parser", "ArgumentParser"]
 
 # Subcommand modules, in the order `saddle --help` lists them.
 SUBCOMMANDS = ("run", "sweep", "results", "plot", "bounds", "bench", "reproduce")
@@ -95,18 +97,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The ``saddle`` program: :func:`main`, then exit without the interpreter's teardown.
+    """The ``saddle`` program: :func:`main`, ended by :func:`run_program`."""
+    run_program(main)
+
+
+def run_program(program: Callable[[], int | None]) -> NoReturn:
+    """Run a program's main function, then exit without the interpreter's teardown.
 
     pyarrow's native thread pools can abort a finished process at interpreter exit
     (``std::terminate`` on a still-joinable worker, exit code -6; apache/arrow#34314). By
-    the time :func:`main` returns, every result is on disk and every pool this package
-    started is shut down, so the program flushes its streams and leaves with ``os._exit``
-    and :func:`main`'s own exit code. An exception :func:`main` does not turn into a
+    the time ``program`` returns, every result is on disk and every pool this package
+    started is shut down, so the process flushes its streams and leaves with ``os._exit``
+    and the program's own exit code. An exception the program does not turn into a
     one-line error (a bug) still ends the ordinary way, with its traceback.
     """
     try:
-        code = main()
-    except SystemExit as e:  # argparse's --help and --version
+        code = int(program() or 0)
+    except SystemExit as e:  # argparse's --help and --version, sys.exit(0)
         if not (e.code is None or isinstance(e.code, int)):
             raise
         code = e.code or 0
