@@ -449,8 +449,8 @@ _INJECT = textwrap.dedent("""
             raise OSError(errno.{err}, "injected")
         return real(*a)
     store.{step} = failing
-    from saddle.cli import main
-    sys.exit(main(sys.argv[1:]))
+    from saddle.cli import main, run_program
+    run_program(lambda: main(sys.argv[1:]))
 """)
 
 
