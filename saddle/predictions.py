@@ -12,7 +12,8 @@ escape (``extra["no_escape"](config)``: the quartic cap's closed window) predict
 at that shape: the cell is predicted censored (inf), with no exponent.
 
 :func:`applicable_results` lists every escape-time result (bounds too) whose assumptions
-hold at every shape of a cell: the coverage of the map by the theory.
+hold at every shape of a cell: the coverage of the map by the theory. :func:`cell_theory`
+gives both for one cell, reading its configs once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 from .records import config_from_row
 
 __all__ = ["ESTIMATES", "Prediction", "predicted_series", "predicted_exponent",
-           "applicable_results"]
+           "applicable_results", "cell_theory"]
 
 # Escape-time estimates, most specific first (a gamma = 0 cell takes the diffusive law, a
 # kappa > 0 cell the quartic window, an incoherent basis its own AdamW law).
@@ -58,8 +59,10 @@ def _holds(res, cfg) -> bool:
 
 
 def _configs(runs: pd.DataFrame) -> list | None:
-    """(D, config of the cell's first run at that shape) per shape, by D; None when a row
-    cannot be read as a config (an older schema)."""
+    """(D, config of the cell's first run at that shape) per shape, by D; None when the
+    runs have no shapes or a row cannot be read as a config (an older schema)."""
+    if runs.empty or not {"m", "n"} <= set(runs.columns):
+        return None
     out = []
     for (m, n), g in runs.groupby(["m", "n"], sort=True):
         try:
@@ -89,11 +92,12 @@ def _values(res, configs) -> list[float] | None:
 def predicted_series(runs: pd.DataFrame, names=ESTIMATES) -> Prediction | None:
     """The first result of ``names`` that holds at every shape of the cell ``runs`` (at
     least two shapes), with its values and slope; None when none does."""
+    return _series(_configs(runs), names)
+
+
+def _series(configs, names=ESTIMATES) -> Prediction | None:
     from .theory import RESULTS
 
-    if runs.empty or not {"m", "n"} <= set(runs.columns):
-        return None
-    configs = _configs(runs)
     if configs is None or len(configs) < 2:
         return None
     for name in names:
@@ -115,7 +119,10 @@ def predicted_exponent(runs: pd.DataFrame) -> dict:
     ``theory_tau_max_d`` (its value, in steps, at the largest D; inf: no escape predicted)
     for the runs of one cell; NaN and '' when no estimate covers every shape of the cell
     (or it has one shape)."""
-    p = predicted_series(runs)
+    return _exponent_fields(_series(_configs(runs)))
+
+
+def _exponent_fields(p: Prediction | None) -> dict:
     if p is None:
         return dict(EMPTY)
     return dict(theory_b=p.slope, theory_result=p.result, theory_tau_max_d=p.values[-1])
@@ -124,10 +131,21 @@ def predicted_exponent(runs: pd.DataFrame) -> dict:
 def applicable_results(runs: pd.DataFrame) -> list[str]:
     """Every escape-time result of ``saddle.theory`` (bounds and estimates) whose assumptions
     other than the step budget hold at every shape of the cell."""
+    return _applicable(_configs(runs))
+
+
+def _applicable(configs) -> list[str]:
     from .theory import RESULTS
 
-    configs = _configs(runs) if not runs.empty and {"m", "n"} <= set(runs.columns) else None
     if not configs:
         return []
     return [name for name, res in RESULTS.items()
             if res.quantity == "escape_time" and all(_holds(res, c) for _, c in configs)]
+
+
+def cell_theory(runs: pd.DataFrame) -> dict:
+    """:func:`predicted_exponent`'s fields and ``theory_applicable`` (the names of
+    :func:`applicable_results`, comma-separated) for one cell, its configs built once."""
+    configs = _configs(runs)
+    return dict(_exponent_fields(_series(configs)),
+                theory_applicable=", ".join(_applicable(configs)))

@@ -50,7 +50,7 @@ import pandas as pd
 
 from .classes import classify_b, md_table, optimizer_label, with_label
 from .config import FIELDS
-from .predictions import applicable_results, predicted_exponent
+from .predictions import cell_theory
 from .registry import NOISES, OPTIMIZERS
 
 __all__ = ["BASE", "BASES", "REGIME_FIELDS", "regime_label", "construction", "regime_table",
@@ -194,8 +194,7 @@ def regime_table(runs: pd.DataFrame, exps: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(r, regime=regime_label(r), **{"class": cls}, lr_slope=slope,
                          protocol_b=-slope, c1_construction=built["C1"],
                          basis_symmetry=built["basis"], max_steps=_budget(g),
-                         **predicted_exponent(g),
-                         theory_applicable=", ".join(applicable_results(g))))
+                         **cell_theory(g)))
     return pd.DataFrame(rows)
 
 
